@@ -1,0 +1,46 @@
+"""Settings, read from the environment with the ``SCRM_`` prefix (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCRM_", env_file=".env", extra="ignore")
+
+    database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'scrm.db'}"
+    # Signs sessions and derives the key that encrypts channel secrets at rest.
+    secret_key: SecretStr = SecretStr("dev-insecure-change-me")
+    base_url: str = "http://127.0.0.1:8000"
+    # Public data sets for training and benchmarks; never copied into the repository.
+    data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
+    # Trained models and the model registry.
+    model_dir: Path = PROJECT_ROOT / "var" / "models"
+    # Outbound API bases, so tests and the demo can point them at fake servers on 127.0.0.1.
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    weibo_api_base: str = "https://api.weibo.com"
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    # Run the job worker inside the web server process (default on SQLite).
+    inprocess_worker: bool | None = None
+    worker_poll_interval: float = 0.2
+    log_level: str = "INFO"
+    log_json: bool = False
+    default_timezone: str = "Asia/Shanghai"
+    webhook_max_body: int = 1024 * 1024
+    webhook_tolerance_seconds: int = 300
+    cookie_secure: bool = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
