@@ -1,0 +1,108 @@
+"""The ASGI application: REST API, inbound webhooks, web UI, health and metrics."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from scrm import api, jobs, migrate
+from scrm.config import Settings, get_settings
+from scrm.db import Database
+from scrm.errors import AppError
+from scrm.inbound.endpoints import router as inbound_router
+from scrm.worker.runner import Worker
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    jobs.load()
+    database = db or Database(settings.database_url)
+    run_worker = settings.inprocess_worker if settings.inprocess_worker is not None else database.is_sqlite
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker: Worker | None = None
+        thread: threading.Thread | None = None
+        if run_worker:
+            worker = Worker(database, settings)
+            thread = threading.Thread(target=worker.run_forever, name="scrm-inprocess-worker", daemon=True)
+            thread.start()
+        app.state.worker = worker
+        try:
+            yield
+        finally:
+            if worker and thread:
+                worker.stop()
+                thread.join(timeout=10)
+
+    app = FastAPI(
+        title="SCRM",
+        version="0.1.0",
+        description="Social CRM for Weibo and WeChat",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.db = database
+    app.state.settings = settings
+
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        return JSONResponse(
+            {
+                "error": "invalid",
+                "detail": first.get("msg", "invalid request"),
+                "field": ".".join(loc) or None,
+                "errors": [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg")} for e in errors[:20]],
+            },
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": "http", "detail": exc.detail}, status_code=exc.status_code)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> Response:
+        try:
+            with database.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            if not migrate.is_current(database):
+                return JSONResponse({"ready": False, "reason": "migrations pending"}, status_code=503)
+        except Exception as exc:
+            return JSONResponse({"ready": False, "reason": exc.__class__.__name__}, status_code=503)
+        return JSONResponse({"ready": True})
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_endpoint() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(api.router)
+    app.include_router(inbound_router)
+    from scrm.web.routes import mount as mount_web
+
+    mount_web(app)
+    return app

@@ -1,0 +1,116 @@
+"""Loads the demo workspaces (an airline and a phone brand). Idempotent: every step is
+get-or-create, and imports are keyed on (source, order id)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from scrm.config import get_settings
+from scrm.contact import imports
+from scrm.db import Database
+from scrm.workspace import repository, service
+
+DATA = Path(__file__).parent / "data"
+DEMO_PASSWORD = "demo1234"
+DEMO_SLUGS = ("yuncheng", "xiaomo")
+
+
+def spec() -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = json.loads((DATA / "workspaces.json").read_text("utf-8"))
+    return data
+
+
+def demo_secret(slug: str, name: str) -> str:
+    """Demo channel secrets derive from SCRM_SECRET_KEY, so a reload finds the same ones."""
+    key = get_settings().secret_key.get_secret_value()
+    return hashlib.sha256(f"demo:{key}:{slug}:{name}".encode()).hexdigest()[:40]
+
+
+def _workspace(session: Session, ws_spec: dict[str, Any]) -> tuple[int, bool]:
+    existing = repository.workspace_by_slug(session, ws_spec["slug"])
+    if existing:
+        return existing.id, False
+    ws = service.create_workspace(session, ws_spec["slug"], ws_spec["name"], ws_spec.get("timezone", "Asia/Shanghai"))
+    return ws.id, True
+
+
+def _load_one(session: Session, ws_spec: dict[str, Any]) -> tuple[int, bool]:
+    ws_id, created = _workspace(session, ws_spec)
+    ws = service.get_workspace_by_id(session, ws_id)
+    settings = dict(ws.settings)
+    settings["forbidden_words"] = list(ws_spec.get("forbidden_words", []))
+    settings["catalogue"] = list(ws_spec.get("catalogue", []))
+    ws.settings = settings
+    brand_ids = [service.create_brand(session, ws_id, b["name"]).id for b in ws_spec.get("brands", [])]
+    teams = {
+        t["key"]: service.create_team(session, ws_id, t["key"], t["name"], t.get("kind", "service"))
+        for t in ws_spec.get("teams", [])
+    }
+    for m in ws_spec.get("members", []):
+        user = repository.user_by_email(session, m["email"])
+        if user is None:
+            user = service.create_user(session, m["email"], m.get("password", DEMO_PASSWORD), m.get("name", ""))
+        member = service.add_member(
+            session,
+            ws_id,
+            user,
+            m.get("role", "agent"),
+            display_name=m.get("name", ""),
+            capacity=int(m.get("capacity", 20)),
+            skills=list(m.get("skills", [])),
+            is_senior=bool(m.get("senior", False)),
+        )
+        for key in m.get("teams", []):
+            if key in teams:
+                service.add_to_team(session, ws_id, teams[key].id, member.id)
+    for c in ws_spec.get("canned_replies", []):
+        team = teams.get(c.get("team") or "")
+        service.upsert_canned_reply(session, ws_id, c["key"], c["title"], c["body"], team.id if team else None)
+    name = "演示 Webhook"
+    if repository.channel_account_by_name(session, ws_id, name) is None:
+        service.create_channel_account(
+            session,
+            ws_id,
+            "webhook",
+            name,
+            secrets={"secret": demo_secret(ws_spec["slug"], name)},
+            brand_id=brand_ids[0] if brand_ids else None,
+        )
+    return ws_id, created
+
+
+def load(db: Database) -> list[str]:
+    lines: list[str] = []
+    for ws_spec in spec():
+        with db.transaction() as session:
+            ws_id, created = _load_one(session, ws_spec)
+        slug = ws_spec["slug"]
+        for kind in ("contacts", "orders"):
+            path = DATA / f"{kind}_{slug}.csv"
+            if path.exists():
+                report = imports.import_path(db, ws_id, kind, path)
+                lines.append(
+                    f"{slug}: {kind} {report.rows} rows, {report.inserted} new, {report.updated} updated,"
+                    f" {report.rejected} rejected"
+                )
+        lines.insert(0, f"{slug}: {'created' if created else 'already loaded, refreshed'} ({ws_spec['name']})")
+    return lines
+
+
+def demo_logins(session: Session) -> list[str]:
+    out: list[str] = []
+    for slug in DEMO_SLUGS:
+        ws = repository.workspace_by_slug(session, slug)
+        if ws is None:
+            continue
+        for m in repository.members(session, ws.id):
+            if m.role in ("admin", "supervisor") or m.display_name.endswith("1"):
+                user = repository.user_by_id(session, m.user_id)
+                if user:
+                    out.append(f"{ws.name}: {user.email} ({m.role})")
+    return out[:8]

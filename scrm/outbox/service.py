@@ -1,0 +1,51 @@
+"""The outbox: everything sent through a channel goes through here, once per idempotency key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from scrm.models import OutboxMessage
+from scrm.outbox import repository
+from scrm.worker.service import enqueue
+
+
+def queue(
+    session: Session,
+    workspace_id: int,
+    *,
+    channel_account_id: int,
+    idempotency_key: str,
+    payload: dict[str, Any],
+    conversation_id: int | None = None,
+    message_id: int | None = None,
+) -> OutboxMessage:
+    """Queue a send. The same key queued twice returns the first row and sends nothing more."""
+    existing = repository.by_key(session, workspace_id, idempotency_key)
+    if existing is not None:
+        return existing
+    row = OutboxMessage(
+        workspace_id=workspace_id,
+        channel_account_id=channel_account_id,
+        conversation_id=conversation_id,
+        message_id=message_id,
+        idempotency_key=idempotency_key,
+        payload=payload,
+        status="pending",
+    )
+    session.add(row)
+    session.flush()
+    enqueue(
+        session,
+        workspace_id,
+        "outbox.send",
+        {"outbox_id": row.id},
+        idempotency_key=f"outbox:{row.id}",
+        ordering_key=f"conv:{conversation_id}" if conversation_id else None,
+    )
+    return row
+
+
+def get(session: Session, workspace_id: int, outbox_id: int) -> OutboxMessage | None:
+    return repository.get(session, workspace_id, outbox_id)

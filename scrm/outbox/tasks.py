@@ -1,0 +1,109 @@
+"""Delivering outbox rows through their channel, with retries; never twice per key."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from scrm import events, metrics
+from scrm.channels import registry as channels
+from scrm.channels.base import (
+    ChannelClient,
+    ChannelError,
+    OutboundMessage,
+    PermanentChannelError,
+    RateLimitedError,
+)
+from scrm.config import Settings
+from scrm.conversation import repository as conversation_repo  # noqa: F401  (kept for type hints)
+from scrm.kit.time import utcnow
+from scrm.models import ChannelAccount, Message
+from scrm.outbox import repository
+from scrm.worker.registry import RetryLater, job
+from scrm.worker.runner import JobContext
+from scrm.workspace import service as workspace
+
+log = logging.getLogger(__name__)
+
+_clients: dict[tuple[int, str], ChannelClient] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(account: ChannelAccount, settings: Settings) -> ChannelClient:
+    """One client per account and configuration, reused across sends (connection pooling)."""
+    key = (account.id, f"{account.config}|{account.secrets}")
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            for old in [k for k in _clients if k[0] == account.id]:
+                _clients.pop(old).close()
+            client = channels.get(account.kind).build_client(workspace.account_view(account), settings)
+            _clients[key] = client
+        return client
+
+
+def _finish_failed(ctx: JobContext, row: Any, message: Message | None, error: str, code: str) -> None:
+    row.status = "failed"
+    row.last_error = error
+    if message is not None:
+        message.status = "failed"
+        message.error = error
+        events.emit(
+            ctx.session,
+            ctx.workspace_id,
+            "message.failed",
+            {"conversation_id": str(row.conversation_id), "message_id": str(message.id), "error": error, "code": code},
+        )
+
+
+@job("outbox.send", max_attempts=8)
+def send(ctx: JobContext, payload: dict[str, Any]) -> None:
+    session = ctx.session
+    row = repository.get(session, ctx.workspace_id, int(payload["outbox_id"]))
+    if row is None or row.status != "pending":
+        return  # already sent or given up: never twice
+    account = workspace.get_channel_account(session, ctx.workspace_id, row.channel_account_id)
+    message = session.get(Message, (ctx.workspace_id, row.message_id)) if row.message_id else None
+    p = row.payload
+    outbound = OutboundMessage(
+        idempotency_key=row.idempotency_key,
+        recipient=str(p.get("recipient") or ""),
+        text=str(p.get("text") or ""),
+        msg_type=str(p.get("msg_type") or "text"),
+        visibility="public" if p.get("visibility") == "public" else "private",
+        thread_key=str(p.get("thread_key") or ""),
+        reply_to_external_id=p.get("reply_to_external_id"),
+        payload=dict(p.get("payload") or {}),
+    )
+    row.attempts += 1
+    try:
+        result = client_for(account, ctx.settings).send(outbound)
+    except RateLimitedError as exc:
+        metrics.OUTBOUND_ERRORS.labels(account.kind, exc.code).inc()
+        raise RetryLater(exc.retry_after, str(exc)) from exc
+    except PermanentChannelError as exc:
+        metrics.OUTBOUND_ERRORS.labels(account.kind, exc.code).inc()
+        _finish_failed(ctx, row, message, str(exc), exc.code)
+        return
+    except ChannelError as exc:
+        metrics.OUTBOUND_ERRORS.labels(account.kind, exc.code).inc()
+        if ctx.job.attempts >= ctx.job.max_attempts:
+            _finish_failed(ctx, row, message, f"gave up after {ctx.job.attempts} attempts: {exc}", exc.code)
+            return
+        raise
+    row.status = "sent"
+    row.sent_at = utcnow()
+    row.external_message_id = result.external_message_id
+    row.last_error = None
+    metrics.OUTBOUND_SENT.labels(account.kind).inc()
+    if message is not None:
+        message.status = "sent"
+        message.sent_at = row.sent_at
+        message.channel_message_id = result.external_message_id
+        events.emit(
+            session,
+            ctx.workspace_id,
+            "message.sent",
+            {"conversation_id": str(row.conversation_id), "message_id": str(message.id)},
+        )

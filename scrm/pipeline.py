@@ -1,0 +1,142 @@
+"""The inbound pipeline: contact.resolve → conversation.append → registered steps.
+
+Steps (triage, rules, SLA, ...) register themselves with an order number. Each step runs in a
+savepoint: a step that fails is logged, recorded on the conversation for admins and skipped;
+the message still reaches a human queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from scrm import events
+from scrm.channels.base import InboundEvent
+from scrm.config import Settings
+from scrm.contact import service as contact_service
+from scrm.conversation import service as conversation_service
+from scrm.inbound import codec
+from scrm.inbound import repository as inbound_repo
+from scrm.kit.time import utcnow
+from scrm.models import ChannelAccount, Contact, ContactIdentity, Conversation, Message
+from scrm.worker.registry import job
+from scrm.worker.runner import JobContext
+from scrm.workspace import service as workspace
+
+log = logging.getLogger(__name__)
+
+MESSAGE_KINDS = frozenset({"message", "mention", "comment"})
+
+
+@dataclass
+class PipelineContext:
+    session: Session
+    settings: Settings
+    workspace_id: int
+    account: ChannelAccount
+    event: InboundEvent
+    contact: Contact
+    identity: ContactIdentity
+    conversation: Conversation | None = None
+    message: Message | None = None
+    conversation_created: bool = False
+    # Steps share what they learn here (e.g. triage results for the rules that follow).
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+Step = Callable[[PipelineContext], None]
+_STEPS: list[tuple[int, str, Step]] = []
+
+
+def register_step(order: int, name: str) -> Callable[[Step], Step]:
+    def deco(fn: Step) -> Step:
+        _STEPS[:] = [s for s in _STEPS if s[1] != name]
+        _STEPS.append((order, name, fn))
+        _STEPS.sort(key=lambda s: s[0])
+        return fn
+
+    return deco
+
+
+def steps() -> list[tuple[int, str, Step]]:
+    return list(_STEPS)
+
+
+def run_steps(ctx: PipelineContext) -> None:
+    for _order, name, step in list(_STEPS):
+        try:
+            with ctx.session.begin_nested():
+                step(ctx)
+        except Exception as exc:
+            log.exception("pipeline step %s failed", name)
+            if ctx.conversation is not None:
+                conversation_service.record_activity(
+                    ctx.session, ctx.conversation, "step_failed", None, step=name, error=str(exc)[:500]
+                )
+
+
+SUBSCRIPTION_EVENTS = {
+    "subscribe": "contact.subscribed",
+    "unsubscribe": "contact.unsubscribed",
+    "scan": "contact.scanned",
+    "click": "contact.menu_clicked",
+}
+
+
+@job("inbound.process", max_attempts=10)
+def process_inbound(ctx: JobContext, payload: dict[str, Any]) -> None:
+    session = ctx.session
+    row = inbound_repo.get(session, ctx.workspace_id, int(payload["event_id"]))
+    if row is None or row.status == "processed":
+        return
+    event = codec.from_json(row.event)
+    account = workspace.get_channel_account(session, ctx.workspace_id, row.channel_account_id)
+    row.status = "processed"
+    row.processed_at = utcnow()
+    if event.kind == "unknown":
+        log.info("unknown %s event %s stored and acknowledged", account.kind, row.external_id)
+        return
+    resolved = contact_service.resolve(session, ctx.workspace_id, event.sender)
+    pctx = PipelineContext(
+        session=session,
+        settings=ctx.settings,
+        workspace_id=ctx.workspace_id,
+        account=account,
+        event=event,
+        contact=resolved.contact,
+        identity=resolved.identity,
+    )
+    if event.kind in MESSAGE_KINDS:
+        contact_service.mark_inbound(resolved.identity)
+        appended = conversation_service.append_inbound(
+            session,
+            ctx.workspace_id,
+            channel_account_id=account.id,
+            contact=resolved.contact,
+            event=event,
+            inbound_event_id=row.id,
+        )
+        pctx.conversation = appended.conversation
+        pctx.message = appended.message
+        pctx.conversation_created = appended.created
+    else:
+        if event.kind in ("subscribe", "unsubscribe"):
+            contact_service.set_subscribed(resolved.identity, resolved.contact, event.kind == "subscribe")
+        name = SUBSCRIPTION_EVENTS.get(event.kind)
+        if name:
+            events.emit(
+                session,
+                ctx.workspace_id,
+                name,
+                {
+                    "contact_id": str(resolved.contact.id),
+                    "channel_account_id": str(account.id),
+                    "scene": event.scene,
+                    "menu_key": event.menu_key,
+                },
+            )
+    run_steps(pctx)

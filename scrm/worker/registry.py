@@ -1,0 +1,51 @@
+"""Job kinds and their handlers. A domain registers its handlers in its own `tasks.py`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scrm.worker.runner import JobContext
+
+Handler = Callable[["JobContext", dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    handler: Handler
+    max_attempts: int
+    timeout_seconds: float
+
+
+_KINDS: dict[str, JobKind] = {}
+
+
+def job(name: str, *, max_attempts: int = 10, timeout_seconds: float = 60.0) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        _KINDS[name] = JobKind(name, fn, max_attempts, timeout_seconds)
+        return fn
+
+    return register
+
+
+def get_kind(name: str) -> JobKind | None:
+    return _KINDS.get(name)
+
+
+def kinds() -> dict[str, JobKind]:
+    return dict(_KINDS)
+
+
+class RetryLater(Exception):  # noqa: N818 (a control-flow signal, not an error)
+    """Ask the worker to run the job again after `delay` seconds without counting an attempt."""
+
+    def __init__(self, delay: float, reason: str = "") -> None:
+        super().__init__(reason or f"retry in {delay:.1f}s")
+        self.delay = delay
+
+
+class PermanentJobError(Exception):
+    """The job can never succeed: dead-letter it at once with this reason."""

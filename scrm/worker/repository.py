@@ -1,0 +1,205 @@
+"""Queries on the job table. Claims use FOR UPDATE SKIP LOCKED on PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, aliased
+
+from scrm.kit.ids import new_id
+from scrm.kit.time import utcnow
+from scrm.models import Job
+
+
+def insert_job(
+    session: Session,
+    *,
+    workspace_id: int,
+    kind: str,
+    payload: dict[str, Any],
+    idempotency_key: str | None,
+    ordering_key: str | None,
+    run_at: dt.datetime,
+    max_attempts: int,
+) -> int | None:
+    """Insert a job; with an idempotency key already used for this kind, insert nothing."""
+    values = {
+        "workspace_id": workspace_id,
+        "id": new_id(),
+        "kind": kind,
+        "payload": payload,
+        "status": "queued",
+        "idempotency_key": idempotency_key,
+        "ordering_key": ordering_key,
+        "run_at": run_at,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "created_at": utcnow(),
+    }
+    if idempotency_key is None:
+        session.execute(Job.__table__.insert().values(**values))
+        return int(values["id"])  # type: ignore[call-overload]
+    dialect = session.get_bind().dialect.name
+    ins = pg_insert(Job) if dialect == "postgresql" else sqlite_insert(Job)
+    stmt = ins.values(**values).on_conflict_do_nothing().returning(Job.id)
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def claim(session: Session, *, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
+    """Claim up to `limit` due jobs, honouring per-ordering-key order, and lease them."""
+    now = utcnow()
+    earlier = aliased(Job)
+    blocked = exists().where(
+        earlier.workspace_id == Job.workspace_id,
+        earlier.ordering_key == Job.ordering_key,
+        earlier.id < Job.id,
+        earlier.status.in_(("queued", "running")),
+    )
+    due = or_(
+        and_(Job.status == "queued", Job.run_at <= now),
+        and_(Job.status == "running", Job.lease_until < now),
+    )
+    stmt = (
+        select(Job.workspace_id, Job.id)
+        .where(due, or_(Job.ordering_key.is_(None), ~blocked))
+        .order_by(Job.run_at, Job.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=Job)
+    keys = session.execute(stmt).all()
+    if not keys:
+        return []
+    lease = now + dt.timedelta(seconds=lease_seconds)
+    claimed: list[Job] = []
+    for ws, jid in keys:
+        row = session.execute(
+            update(Job)
+            .where(Job.workspace_id == ws, Job.id == jid)
+            .values(status="running", worker_id=worker_id, lease_until=lease, attempts=Job.attempts + 1)
+            .returning(Job)
+        ).scalar_one()
+        claimed.append(row)
+    return claimed
+
+
+def mark_done(session: Session, job: Job, worker_id: str) -> bool:
+    """False if the lease was lost (another worker took the job over)."""
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.workspace_id == job.workspace_id,
+            Job.id == job.id,
+            Job.worker_id == worker_id,
+            Job.status == "running",
+        )
+        .values(status="done", finished_at=utcnow(), lease_until=None, last_error=None)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def reschedule(
+    session: Session, job: Job, worker_id: str, *, run_at: dt.datetime, error: str, count_attempt: bool
+) -> None:
+    values: dict[str, Any] = {
+        "status": "queued",
+        "run_at": run_at,
+        "lease_until": None,
+        "worker_id": None,
+        "last_error": error[:4000],
+    }
+    if not count_attempt:
+        values["attempts"] = Job.attempts - 1
+    session.execute(
+        update(Job)
+        .where(Job.workspace_id == job.workspace_id, Job.id == job.id, Job.worker_id == worker_id)
+        .values(**values)
+    )
+
+
+def mark_dead(session: Session, job: Job, worker_id: str, error: str) -> None:
+    session.execute(
+        update(Job)
+        .where(Job.workspace_id == job.workspace_id, Job.id == job.id, Job.worker_id == worker_id)
+        .values(status="dead", lease_until=None, finished_at=utcnow(), last_error=error[:4000])
+    )
+
+
+def renew_leases(session: Session, worker_id: str, keys: Sequence[tuple[int, int]], lease_seconds: float) -> None:
+    until = utcnow() + dt.timedelta(seconds=lease_seconds)
+    for ws, jid in keys:
+        session.execute(
+            update(Job)
+            .where(Job.workspace_id == ws, Job.id == jid, Job.worker_id == worker_id, Job.status == "running")
+            .values(lease_until=until)
+        )
+
+
+def release(session: Session, worker_id: str, keys: Sequence[tuple[int, int]]) -> None:
+    """Give claimed-but-unstarted jobs back at once (graceful shutdown)."""
+    for ws, jid in keys:
+        session.execute(
+            update(Job)
+            .where(Job.workspace_id == ws, Job.id == jid, Job.worker_id == worker_id, Job.status == "running")
+            .values(status="queued", lease_until=None, worker_id=None, attempts=Job.attempts - 1)
+        )
+
+
+def get(session: Session, job_id: int, workspace_id: int | None = None) -> Job | None:
+    stmt = select(Job).where(Job.id == job_id)
+    if workspace_id is not None:
+        stmt = stmt.where(Job.workspace_id == workspace_id)
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def list_jobs(session: Session, *, status: str | None, kind: str | None, limit: int) -> Sequence[Job]:
+    stmt = select(Job).order_by(Job.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(Job.status == status)
+    if kind:
+        stmt = stmt.where(Job.kind == kind)
+    return session.execute(stmt).scalars().all()
+
+
+def requeue(session: Session, job: Job) -> None:
+    job.status = "queued"
+    job.run_at = utcnow()
+    job.attempts = 0
+    job.lease_until = None
+    job.worker_id = None
+    job.finished_at = None
+
+
+def counts_by_status(session: Session) -> dict[tuple[str, str], int]:
+    rows = session.execute(select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status)).all()
+    return {(k, s): int(n) for k, s, n in rows}
+
+
+def oldest_queued_age(session: Session) -> dict[str, float]:
+    now = utcnow()
+    rows = session.execute(
+        select(Job.kind, func.min(Job.run_at)).where(Job.status == "queued", Job.run_at <= now).group_by(Job.kind)
+    ).all()
+    out: dict[str, float] = {}
+    for kind, oldest in rows:
+        if oldest is not None:
+            if oldest.tzinfo is None:
+                oldest = oldest.replace(tzinfo=dt.UTC)
+            out[kind] = max(0.0, (now - oldest).total_seconds())
+    return out
+
+
+def purge_finished(session: Session, older_than: dt.datetime, limit: int = 5000) -> int:
+    ids = session.execute(
+        select(Job.workspace_id, Job.id)
+        .where(Job.status == "done", Job.finished_at < older_than)
+        .limit(limit)
+    ).all()
+    for ws, jid in ids:
+        session.execute(Job.__table__.delete().where(Job.workspace_id == ws, Job.id == jid))
+    return len(ids)

@@ -1,0 +1,247 @@
+"""The job worker: claims due jobs, runs each in its own transaction, retries with backoff.
+
+A job's database effects commit together with marking it done, so a job that crashes half-way
+leaves nothing behind and runs again; a worker killed mid-job loses only its lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from scrm import metrics
+from scrm.config import Settings
+from scrm.db import Database
+from scrm.kit.ids import new_id
+from scrm.kit.time import utcnow
+from scrm.models import Job, Workspace
+from scrm.worker import repository
+from scrm.worker.registry import PermanentJobError, RetryLater, get_kind
+from scrm.worker.service import enqueue, wakeup
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobContext:
+    db: Database
+    session: Session
+    settings: Settings
+    job: Job
+
+    @property
+    def workspace_id(self) -> int:
+        return self.job.workspace_id
+
+
+@dataclass(frozen=True)
+class Periodic:
+    kind: str
+    interval_seconds: float
+
+
+_PERIODIC: list[Periodic] = []
+
+
+def periodic(kind: str, interval_seconds: float) -> None:
+    """Run job `kind` once per interval per workspace, however many workers there are."""
+    _PERIODIC.append(Periodic(kind, interval_seconds))
+
+
+def backoff_seconds(attempts: int) -> float:
+    base: float = min(3600, 2 ** min(attempts, 12))
+    return float(base * (0.5 + random.random()))
+
+
+@dataclass
+class Worker:
+    db: Database
+    settings: Settings
+    concurrency: int = 1
+    batch_size: int = 20
+    lease_seconds: float = 60.0
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{new_id() % 100000}")
+    on_idle: Callable[[], None] | None = None
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._running: set[tuple[int, int]] = set()
+        self._running_lock = threading.Lock()
+        self._last_tick = 0.0
+
+    # -- public -----------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+        wakeup.set()
+
+    def run_forever(self) -> None:
+        threads = [
+            threading.Thread(target=self._loop, name=f"scrm-worker-{i}", daemon=True) for i in range(self.concurrency)
+        ]
+        lease_thread = threading.Thread(target=self._renew_loop, name="scrm-lease", daemon=True)
+        for t in threads:
+            t.start()
+        lease_thread.start()
+        for t in threads:
+            t.join()
+        lease_thread.join(timeout=2)
+
+    def run_until_idle(self, max_seconds: float = 30.0) -> int:
+        """Process due jobs until none is left (tests, CLI); returns how many ran."""
+        deadline = time.monotonic() + max_seconds
+        total = 0
+        while time.monotonic() < deadline:
+            n = self.run_batch()
+            total += n
+            if n == 0:
+                return total
+        return total
+
+    def run_batch(self) -> int:
+        self._maybe_tick()
+        try:
+            with self.db.transaction() as session:
+                jobs = repository.claim(
+                    session, worker_id=self.worker_id, limit=self.batch_size, lease_seconds=self.lease_seconds
+                )
+                claimed = [(j.workspace_id, j.id, j.kind, dict(j.payload), j.attempts, j.max_attempts) for j in jobs]
+        except OperationalError:
+            log.warning("job claim failed; database unavailable?", exc_info=True)
+            time.sleep(1.0)
+            return 0
+        keys = [(ws, jid) for ws, jid, *_ in claimed]
+        with self._running_lock:
+            self._running.update(keys)
+        done = 0
+        try:
+            for i, (ws, jid, *_rest) in enumerate(claimed):
+                if self._stop.is_set():
+                    self._release(keys[i:])
+                    break
+                self._run_one(ws, jid)
+                with self._running_lock:
+                    self._running.discard((ws, jid))
+                done += 1
+        finally:
+            with self._running_lock:
+                self._running.difference_update(keys)
+        return done
+
+    # -- internals --------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            n = self.run_batch()
+            if n == 0:
+                if self.on_idle:
+                    self.on_idle()
+                wakeup.wait(self.settings.worker_poll_interval)
+                wakeup.clear()
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            with self._running_lock:
+                keys = list(self._running)
+            if not keys:
+                continue
+            try:
+                with self.db.transaction() as session:
+                    repository.renew_leases(session, self.worker_id, keys, self.lease_seconds)
+            except Exception:
+                log.warning("lease renewal failed", exc_info=True)
+
+    def _release(self, keys: list[tuple[int, int]]) -> None:
+        with self.db.transaction() as session:
+            repository.release(session, self.worker_id, keys)
+
+    def _run_one(self, workspace_id: int, job_id: int) -> None:
+        started = time.perf_counter()
+        kind_name = "?"
+        try:
+            with self.db.transaction() as session:
+                job = session.execute(
+                    select(Job).where(Job.workspace_id == workspace_id, Job.id == job_id)
+                ).scalar_one()
+                kind_name = job.kind
+                spec = get_kind(job.kind)
+                if spec is None:
+                    raise PermanentJobError(f"no handler for job kind {job.kind!r}")
+                spec.handler(JobContext(self.db, session, self.settings, job), dict(job.payload))
+                if not repository.mark_done(session, job, self.worker_id):
+                    raise _LeaseLost()
+            metrics.JOBS_DONE.labels(kind_name).inc()
+            metrics.JOB_SECONDS.labels(kind_name).observe(time.perf_counter() - started)
+        except _LeaseLost:
+            log.warning("lease lost on job %s; another worker has it", job_id)
+        except RetryLater as exc:
+            self._after_failure(workspace_id, job_id, str(exc), delay=exc.delay, count=False)
+        except PermanentJobError as exc:
+            self._after_failure(workspace_id, job_id, str(exc), dead=True)
+        except Exception as exc:
+            log.warning("job %s (%s) failed: %s", job_id, kind_name, exc, exc_info=True)
+            metrics.JOBS_FAILED.labels(kind_name).inc()
+            self._after_failure(workspace_id, job_id, "".join(traceback.format_exception_only(exc)).strip())
+
+    def _after_failure(
+        self,
+        workspace_id: int,
+        job_id: int,
+        error: str,
+        *,
+        delay: float | None = None,
+        count: bool = True,
+        dead: bool = False,
+    ) -> None:
+        import datetime as dt
+
+        try:
+            with self.db.transaction() as session:
+                job = repository.get(session, job_id, workspace_id)
+                if job is None or job.worker_id != self.worker_id:
+                    return
+                if dead or (count and job.attempts >= job.max_attempts):
+                    repository.mark_dead(session, job, self.worker_id, error)
+                    metrics.JOBS_DEAD.labels(job.kind).inc()
+                    log.error("job %s (%s) dead-lettered: %s", job_id, job.kind, error)
+                    return
+                wait = delay if delay is not None else backoff_seconds(job.attempts)
+                repository.reschedule(
+                    session,
+                    job,
+                    self.worker_id,
+                    run_at=utcnow() + dt.timedelta(seconds=wait),
+                    error=error,
+                    count_attempt=count,
+                )
+        except Exception:
+            # The lease will expire and the job will run again: nothing is lost.
+            log.exception("could not record failure of job %s", job_id)
+
+    def _maybe_tick(self) -> None:
+        now = time.time()
+        if not _PERIODIC or now - self._last_tick < 1.0:
+            return
+        self._last_tick = now
+        try:
+            with self.db.transaction() as session:
+                workspace_ids = session.execute(select(Workspace.id)).scalars().all()
+                for p in _PERIODIC:
+                    slot = int(now // p.interval_seconds)
+                    for ws in workspace_ids:
+                        enqueue(session, ws, p.kind, {"slot": slot}, idempotency_key=f"slot:{slot}")
+        except Exception:
+            log.warning("periodic tick failed", exc_info=True)
+
+
+class _LeaseLost(Exception):  # noqa: N818
+    pass

@@ -1,0 +1,47 @@
+"""Enqueueing jobs. Jobs are rows written in the caller's transaction, so a rolled-back request
+never leaves a job behind; the worker is woken only after the commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from scrm.db import after_commit
+from scrm.kit.time import utcnow
+from scrm.worker import repository
+from scrm.worker.registry import get_kind
+
+# Set by an in-process worker so new work is picked up at once instead of at the next poll.
+wakeup = threading.Event()
+
+
+def enqueue(
+    session: Session,
+    workspace_id: int,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    idempotency_key: str | None = None,
+    ordering_key: str | None = None,
+    run_at: dt.datetime | None = None,
+) -> int | None:
+    """Queue a job; returns its id, or None when the idempotency key was already used."""
+    spec = get_kind(kind)
+    if spec is None:
+        raise ValueError(f"unknown job kind {kind!r}")
+    job_id = repository.insert_job(
+        session,
+        workspace_id=workspace_id,
+        kind=kind,
+        payload=payload,
+        idempotency_key=idempotency_key,
+        ordering_key=ordering_key,
+        run_at=run_at or utcnow(),
+        max_attempts=spec.max_attempts,
+    )
+    if job_id is not None and (run_at is None or run_at <= utcnow()):
+        after_commit(session, wakeup.set)
+    return job_id

@@ -1,0 +1,408 @@
+"""Workspaces, users, members, teams, API tokens, sessions and channel accounts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets as pysecrets
+from typing import Any
+
+import orjson
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from scrm.channels import registry as channel_registry
+from scrm.channels.registry import AccountView
+from scrm.config import get_settings
+from scrm.errors import Conflict, Invalid, NotFound, Unauthorized
+from scrm.governance.service import audit
+from scrm.kit import crypto
+from scrm.kit.time import utcnow
+from scrm.models import (
+    ApiToken,
+    Brand,
+    CannedReply,
+    ChannelAccount,
+    Member,
+    Team,
+    TeamMember,
+    User,
+    UserSession,
+    Workspace,
+)
+from scrm.workspace import repository
+from scrm.workspace.schemas import ROLES, Principal
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+SESSION_TTL = dt.timedelta(days=7)
+TEAM_KINDS = ("service", "department", "partner")
+
+
+def _secret_box() -> crypto.SecretBox:
+    return crypto.SecretBox(get_settings().secret_key.get_secret_value())
+
+
+# -- workspaces ------------------------------------------------------------------------------
+def create_workspace(session: Session, slug: str, name: str, timezone: str = "Asia/Shanghai") -> Workspace:
+    if not SLUG_RE.match(slug):
+        raise Invalid("slug must be 2-63 lowercase letters, digits or dashes", field="slug")
+    if repository.workspace_by_slug(session, slug):
+        raise Conflict(f"workspace {slug!r} exists")
+    ws = Workspace(slug=slug, name=name, timezone=timezone, settings={})
+    session.add(ws)
+    session.flush()
+    return ws
+
+
+def get_workspace(session: Session, slug: str) -> Workspace:
+    ws = repository.workspace_by_slug(session, slug)
+    if ws is None:
+        raise NotFound(f"no workspace {slug!r}")
+    return ws
+
+
+def get_workspace_by_id(session: Session, workspace_id: int) -> Workspace:
+    ws = repository.workspace_by_id(session, workspace_id)
+    if ws is None:
+        raise NotFound("no such workspace")
+    return ws
+
+
+def create_brand(session: Session, workspace_id: int, name: str) -> Brand:
+    existing = repository.brand_by_name(session, workspace_id, name)
+    if existing:
+        return existing
+    brand = Brand(workspace_id=workspace_id, name=name)
+    session.add(brand)
+    session.flush()
+    return brand
+
+
+# -- users and members -----------------------------------------------------------------------
+def create_user(session: Session, email: str, password: str, name: str = "") -> User:
+    email = email.strip().lower()
+    if not EMAIL_RE.match(email):
+        raise Invalid("not an email address", field="email")
+    if len(password) < 8:
+        raise Invalid("password must have at least 8 characters", field="password")
+    if repository.user_by_email(session, email):
+        raise Conflict(f"user {email} exists")
+    user = User(email=email, name=name or email.split("@")[0], password_hash=crypto.hash_password(password))
+    session.add(user)
+    session.flush()
+    return user
+
+
+def get_user_by_email(session: Session, email: str) -> User:
+    user = repository.user_by_email(session, email)
+    if user is None:
+        raise NotFound(f"no user {email}")
+    return user
+
+
+def add_member(
+    session: Session,
+    workspace_id: int,
+    user: User,
+    role: str = "agent",
+    *,
+    display_name: str = "",
+    capacity: int = 20,
+    skills: list[str] | None = None,
+    is_senior: bool = False,
+) -> Member:
+    if role not in ROLES:
+        raise Invalid(f"role must be one of {', '.join(ROLES)}", field="role")
+    existing = repository.member_by_user(session, workspace_id, user.id)
+    if existing:
+        return existing
+    member = Member(
+        workspace_id=workspace_id,
+        user_id=user.id,
+        role=role,
+        display_name=display_name or user.name,
+        capacity=capacity,
+        skills=skills or [],
+        is_senior=is_senior,
+    )
+    session.add(member)
+    session.flush()
+    return member
+
+
+def get_member(session: Session, workspace_id: int, member_id: int) -> Member:
+    member = repository.member_by_id(session, workspace_id, member_id)
+    if member is None:
+        raise NotFound("no such member")
+    return member
+
+
+def list_members(session: Session, workspace_id: int) -> list[Member]:
+    return list(repository.members(session, workspace_id))
+
+
+def member_team_ids(session: Session, workspace_id: int, member_id: int) -> list[int]:
+    return repository.team_ids_of_member(session, workspace_id, member_id)
+
+
+def set_availability(session: Session, principal: Principal, availability: str) -> Member:
+    if availability not in ("online", "away", "offline"):
+        raise Invalid("availability must be online, away or offline", field="availability")
+    member = get_member(session, principal.workspace_id, principal.member_id)
+    member.availability = availability
+    return member
+
+
+# -- teams -----------------------------------------------------------------------------------
+def create_team(
+    session: Session, workspace_id: int, key: str, name: str, kind: str = "service", parent_id: int | None = None
+) -> Team:
+    if kind not in TEAM_KINDS:
+        raise Invalid(f"team kind must be one of {', '.join(TEAM_KINDS)}", field="kind")
+    existing = repository.team_by_key(session, workspace_id, key)
+    if existing:
+        return existing
+    team = Team(workspace_id=workspace_id, key=key, name=name, kind=kind, parent_id=parent_id)
+    session.add(team)
+    session.flush()
+    return team
+
+
+def add_to_team(session: Session, workspace_id: int, team_id: int, member_id: int) -> None:
+    if repository.team_membership(session, workspace_id, team_id, member_id) is None:
+        session.add(TeamMember(workspace_id=workspace_id, team_id=team_id, member_id=member_id))
+        session.flush()
+
+
+def get_team(session: Session, workspace_id: int, team_id: int) -> Team:
+    team = repository.team_by_id(session, workspace_id, team_id)
+    if team is None:
+        raise NotFound("no such team")
+    return team
+
+
+def get_team_by_key(session: Session, workspace_id: int, key: str) -> Team:
+    team = repository.team_by_key(session, workspace_id, key)
+    if team is None:
+        raise NotFound(f"no team {key!r}")
+    return team
+
+
+def list_teams(session: Session, workspace_id: int) -> list[Team]:
+    return list(repository.teams(session, workspace_id))
+
+
+# -- canned replies ---------------------------------------------------------------------------
+def upsert_canned_reply(
+    session: Session, workspace_id: int, key: str, title: str, body: str, team_id: int | None = None
+) -> CannedReply:
+    row = repository.canned_reply_by_key(session, workspace_id, key)
+    if row is None:
+        row = CannedReply(workspace_id=workspace_id, key=key, title=title, body=body, team_id=team_id)
+        session.add(row)
+    else:
+        row.title, row.body, row.team_id = title, body, team_id
+    session.flush()
+    return row
+
+
+def list_canned_replies(session: Session, workspace_id: int) -> list[CannedReply]:
+    return list(repository.canned_replies(session, workspace_id))
+
+
+# -- API tokens ------------------------------------------------------------------------------
+def create_api_token(session: Session, workspace_id: int, member_id: int, name: str = "") -> tuple[str, ApiToken]:
+    """Returns the token text (shown once) and its row; only a hash is stored."""
+    token = f"scrm_{workspace_id:x}_{pysecrets.token_urlsafe(32)}"
+    row = ApiToken(
+        workspace_id=workspace_id,
+        member_id=member_id,
+        name=name,
+        token_hash=crypto.hash_token(token),
+        prefix=token[:16],
+    )
+    session.add(row)
+    session.flush()
+    audit(session, workspace_id, "api_token.created", actor_label="cli", target_type="api_token", target_id=row.id)
+    return token, row
+
+
+def authenticate_token(session: Session, token: str) -> Principal:
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != "scrm":
+        raise Unauthorized("invalid API token")
+    try:
+        workspace_id = int(parts[1], 16)
+    except ValueError:
+        raise Unauthorized("invalid API token") from None
+    row = repository.token_by_hash(session, workspace_id, crypto.hash_token(token))
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("invalid API token")
+    return _principal(session, workspace_id, row.member_id)
+
+
+def _principal(session: Session, workspace_id: int, member_id: int) -> Principal:
+    member = repository.member_by_id(session, workspace_id, member_id)
+    if member is None or not member.is_active:
+        raise Unauthorized("membership is not active")
+    user = repository.user_by_id(session, member.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("user is not active")
+    return Principal(workspace_id, member.id, user.id, member.role, member.display_name or user.name)
+
+
+# -- web sessions ----------------------------------------------------------------------------
+def login(session: Session, email: str, password: str) -> tuple[str, UserSession]:
+    """Check the password and open a session in the user's first workspace."""
+    user = repository.user_by_email(session, email)
+    # Hash even when the user does not exist, so timing does not reveal which emails exist.
+    if user is None:
+        crypto.verify_password(_DUMMY_HASH, password)
+        raise Unauthorized("wrong email or password")
+    if not crypto.verify_password(user.password_hash, password) or not user.is_active:
+        raise Unauthorized("wrong email or password")
+    memberships = repository.memberships_of_user(session, user.id)
+    if not memberships:
+        raise Unauthorized("this user belongs to no workspace")
+    sid = pysecrets.token_urlsafe(32)
+    row = UserSession(
+        id_hash=crypto.hash_token(sid),
+        user_id=user.id,
+        workspace_id=memberships[0].workspace_id,
+        csrf_token=pysecrets.token_urlsafe(24),
+        expires_at=utcnow() + SESSION_TTL,
+    )
+    session.add(row)
+    session.flush()
+    return sid, row
+
+
+def session_principal(session: Session, sid: str) -> tuple[Principal, UserSession]:
+    row = session.get(UserSession, crypto.hash_token(sid))
+    if row is None or row.expires_at < utcnow():
+        raise Unauthorized("session expired; log in again")
+    member = repository.member_by_user(session, row.workspace_id, row.user_id)
+    if member is None:
+        raise Unauthorized("membership is not active")
+    return _principal(session, row.workspace_id, member.id), row
+
+
+def logout(session: Session, sid: str) -> None:
+    session.execute(delete(UserSession).where(UserSession.id_hash == crypto.hash_token(sid)))
+
+
+def set_locale(session: Session, user_id: int, locale: str) -> None:
+    if locale not in ("zh-CN", "en"):
+        raise Invalid("locale must be zh-CN or en", field="locale")
+    user = repository.user_by_id(session, user_id)
+    if user is None:
+        raise NotFound("no such user")
+    user.locale = locale
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = repository.user_by_id(session, user_id)
+    if user is None:
+        raise NotFound("no such user")
+    return user
+
+
+_DUMMY_HASH = crypto.hash_password("timing-equaliser-not-a-password")
+
+
+# -- channel accounts ------------------------------------------------------------------------
+def create_channel_account(
+    session: Session,
+    workspace_id: int,
+    kind: str,
+    name: str,
+    *,
+    config: dict[str, Any] | None = None,
+    secrets: dict[str, str] | None = None,
+    external_id: str = "",
+    brand_id: int | None = None,
+    actor_id: int | None = None,
+) -> ChannelAccount:
+    try:
+        spec = channel_registry.get(kind)
+    except KeyError:
+        raise Invalid(f"unknown channel kind {kind!r}", field="kind") from None
+    secrets = dict(secrets or {})
+    missing = [f for f in spec.secret_fields if not secrets.get(f)]
+    if missing:
+        raise Invalid(f"missing secret fields: {', '.join(missing)}", field="secrets")
+    if repository.channel_account_by_name(session, workspace_id, name):
+        raise Conflict(f"a channel named {name!r} exists")
+    account = ChannelAccount(
+        workspace_id=workspace_id,
+        brand_id=brand_id,
+        kind=kind,
+        name=name,
+        external_id=external_id,
+        config=dict(config or {}),
+        secrets=_secret_box().encrypt(orjson.dumps(secrets).decode()),
+        state={},
+    )
+    session.add(account)
+    session.flush()
+    audit(
+        session,
+        workspace_id,
+        "channel.created",
+        actor_id=actor_id,
+        target_type="channel_account",
+        target_id=account.id,
+        data={"kind": kind, "name": name},
+    )
+    return account
+
+
+def get_channel_account(session: Session, workspace_id: int, account_id: int) -> ChannelAccount:
+    account = repository.channel_account(session, workspace_id, account_id)
+    if account is None:
+        raise NotFound("no such channel account")
+    return account
+
+
+def find_channel_account_for_inbound(session: Session, account_id: int, kind: str) -> ChannelAccount:
+    account = repository.channel_account_any_workspace(session, account_id)
+    if account is None or account.kind != kind or account.status != "active":
+        raise NotFound("unknown channel")
+    return account
+
+
+def list_channel_accounts(session: Session, workspace_id: int, kind: str | None = None) -> list[ChannelAccount]:
+    return list(repository.channel_accounts(session, workspace_id, kind))
+
+
+def account_secrets(account: ChannelAccount) -> dict[str, str]:
+    if not account.secrets:
+        return {}
+    data = orjson.loads(_secret_box().decrypt(account.secrets))
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def account_view(account: ChannelAccount) -> AccountView:
+    return AccountView(
+        id=account.id,
+        workspace_id=account.workspace_id,
+        kind=account.kind,
+        name=account.name,
+        external_id=account.external_id,
+        config=dict(account.config),
+        secrets=account_secrets(account),
+        state=dict(account.state),
+    )
+
+
+def masked_secrets(account: ChannelAccount) -> dict[str, str]:
+    return {k: crypto.mask_secret(v) for k, v in account_secrets(account).items()}
+
+
+def inbound_url(account: ChannelAccount) -> str:
+    return f"{get_settings().base_url.rstrip('/')}/hooks/{account.kind}/{account.id}"
+
+
+def list_workspaces(session: Session) -> list[Workspace]:
+    return list(repository.all_workspaces(session))

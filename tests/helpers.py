@@ -1,0 +1,81 @@
+"""Small helpers shared by tests: signed webhook requests, running the worker, a fake
+callback server that records what it receives."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from scrm.channels.webhook.handler import sign
+from scrm.config import Settings
+from scrm.db import Database
+from scrm.worker.runner import Worker
+
+
+def webhook_event(event_id: str, text: str = "你好", sender: str = "u1", name: str = "小李", **extra: Any) -> bytes:
+    body = {
+        "id": event_id,
+        "type": "message",
+        "sender": {"id": sender, "name": name},
+        "text": text,
+        "sent_at": dt.datetime.now(dt.UTC).isoformat(),
+        **extra,
+    }
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def signed_headers(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    return {"x-scrm-timestamp": ts, "x-scrm-signature": sign(secret, ts, body), "content-type": "application/json"}
+
+
+def run_jobs(db: Database, settings: Settings, max_seconds: float = 30) -> int:
+    return Worker(db, settings).run_until_idle(max_seconds)
+
+
+class Recorder:
+    """A fake HTTP endpoint on 127.0.0.1: fails the first `fail_first` requests with 503."""
+
+    def __init__(self, fail_first: int = 0, status: int = 200) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.fail_first = fail_first
+        self.status = status
+        self._lock = threading.Lock()
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(length)
+                with recorder._lock:
+                    n = len(recorder.requests)
+                    recorder.requests.append({"headers": dict(self.headers), "body": body})
+                code = 503 if n < recorder.fail_first else recorder.status
+                payload = json.dumps({"id": f"ext-{n}"}).encode()
+                self.send_response(code)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/callback"
+
+    @contextmanager
+    def running(self) -> Iterator[Recorder]:
+        t = threading.Thread(target=self.server.serve_forever, daemon=True)
+        t.start()
+        try:
+            yield self
+        finally:
+            self.server.shutdown()
+            self.server.server_close()
