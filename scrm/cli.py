@@ -6,7 +6,6 @@ import functools
 import json
 import logging
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scrm.config import get_settings
+from scrm.contact import imports
 from scrm.db import Database
 from scrm.errors import AppError
 
@@ -178,7 +178,9 @@ def demo_load() -> None:
 @demo_app.command("replay")
 @friendly
 def demo_replay(
-    speed: Annotated[float, typer.Option(help="Time compression: 60 replays an hour per minute; 0 = no waiting.")] = 0,
+    speed: Annotated[
+        float, typer.Option(help="Time compression: 60 replays an hour per minute; 0 = no waiting.")
+    ] = 0,
     url: Annotated[str, typer.Option(help="Base URL of the running server.")] = "http://127.0.0.1:8000",
     limit: Annotated[int, typer.Option(help="Replay only the first N events (0 = all).")] = 0,
     workspace: Annotated[str | None, typer.Option(help="Only this workspace.")] = None,
@@ -188,8 +190,13 @@ def demo_replay(
 
     db = _db()
     events = replay.plan(db, workspace=workspace, limit=limit)
-    with Progress(TextColumn("replaying"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("replaying"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("replay", total=len(events))
         stats = replay.run(events, url, speed=speed, on_sent=lambda: progress.advance(task))
     out.print(json.dumps(stats, ensure_ascii=False))
@@ -273,7 +280,13 @@ def channels_create(
     with db.transaction() as session:
         ws = service.get_workspace(session, workspace)
         account = service.create_channel_account(
-            session, ws.id, kind, name, config=cfg, secrets={k: str(v) for k, v in sec.items()}, external_id=external_id
+            session,
+            ws.id,
+            kind,
+            name,
+            config=cfg,
+            secrets={k: str(v) for k, v in sec.items()},
+            external_id=external_id,
         )
         result: dict[str, Any] = {"id": str(account.id), "inbound_url": service.inbound_url(account)}
     if kind == "webhook":
@@ -282,8 +295,7 @@ def channels_create(
 
 
 # -- imports -----------------------------------------------------------------------------------
-def _do_import(kind: str, workspace: str, file: Path) -> None:
-    from scrm.contact import imports
+def _do_import(kind: imports.Kind, workspace: str, file: Path) -> None:
     from scrm.workspace import service
 
     if not file.is_file():
@@ -295,8 +307,13 @@ def _do_import(kind: str, workspace: str, file: Path) -> None:
         wechat = service.list_channel_accounts(session, ws.id, "wechat")
         default_appid = wechat[0].external_id if len(wechat) == 1 else None
     total = file.stat().st_size
-    with Progress(TextColumn(f"importing {kind}"), BarColumn(), TextColumn("{task.fields[rows]} rows"),
-                  TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn(f"importing {kind}"),
+        BarColumn(),
+        TextColumn("{task.fields[rows]} rows"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("import", total=total, rows=0)
         with file.open("rb") as fh:
 
@@ -304,7 +321,13 @@ def _do_import(kind: str, workspace: str, file: Path) -> None:
                 progress.update(task, completed=fh.tell(), rows=progress.tasks[0].fields["rows"] + n)
 
             report = imports.run_import(
-                db, ws.id, kind, fh, fmt, default_wechat_appid=default_appid, progress=advance  # type: ignore[arg-type]
+                db,
+                ws.id,
+                kind,
+                fh,
+                fmt,
+                default_wechat_appid=default_appid,
+                progress=advance,
             )
     out.print(
         f"{report.rows} rows: {report.inserted} inserted, {report.updated} updated, "
@@ -417,4 +440,4 @@ def main() -> None:  # pragma: no cover
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

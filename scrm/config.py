@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     # Run the job worker inside the web server process (default on SQLite).
     inprocess_worker: bool | None = None
     worker_poll_interval: float = 0.2
+    # A job whose worker stops renewing this lease (crash, SIGKILL) is claimable again after it.
+    worker_lease_seconds: float = 60.0
     log_level: str = "INFO"
     log_json: bool = False
     default_timezone: str = "Asia/Shanghai"

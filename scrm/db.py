@@ -76,7 +76,9 @@ class Database:
         self.engine = make_engine(url, pool_size=pool_size)
         self.is_sqlite = url.startswith("sqlite")
         self._writer = sessionmaker(self.engine, expire_on_commit=False)
-        reader_bind = self.engine.execution_options(sqlite_begin="DEFERRED") if self.is_sqlite else self.engine
+        reader_bind = (
+            self.engine.execution_options(sqlite_begin="DEFERRED") if self.is_sqlite else self.engine
+        )
         self._reader = sessionmaker(reader_bind, expire_on_commit=False)
 
     def session(self, *, readonly: bool = False) -> Session:

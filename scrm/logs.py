@@ -28,7 +28,11 @@ class JsonFormatter(logging.Formatter):
 
 def configure(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.log_json else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter() if settings.log_json else logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    for noisy in ("alembic", "jieba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

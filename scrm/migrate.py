@@ -30,3 +30,10 @@ def is_current(db: Database) -> bool:
     with db.engine.connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
     return current == set(script.get_heads())
+
+
+def downgrade(db: Database, revision: str) -> None:
+    cfg = alembic_config(db.url)
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)

@@ -18,9 +18,9 @@ from sqlalchemy.engine import make_url
 os.environ.setdefault("SCRM_SECRET_KEY", "test-secret-key")
 os.environ.setdefault("SCRM_INPROCESS_WORKER", "false")
 
-from scrm import jobs, migrate  # noqa: E402
-from scrm.config import Settings, get_settings  # noqa: E402
-from scrm.db import Database  # noqa: E402
+from scrm import jobs, migrate
+from scrm.config import Settings, get_settings
+from scrm.db import Database
 
 jobs.load()
 DB_KIND = os.environ.get("SCRM_TEST_DB", "sqlite")
@@ -111,8 +111,12 @@ def make_workspace(db: Database, slug: str, *, callback_url: str = "") -> Worksp
 
     with db.transaction() as s:
         ws = service.create_workspace(s, slug, f"{slug} 演示")
-        admin = service.add_member(s, ws.id, service.create_user(s, f"admin@{slug}.test", "password123", "管理员"), "admin")
-        agent = service.add_member(s, ws.id, service.create_user(s, f"agent@{slug}.test", "password123", "客服小王"), "agent")
+        admin = service.add_member(
+            s, ws.id, service.create_user(s, f"admin@{slug}.test", "password123", "管理员"), "admin"
+        )
+        agent = service.add_member(
+            s, ws.id, service.create_user(s, f"agent@{slug}.test", "password123", "客服小王"), "agent"
+        )
         teams = {
             key: service.create_team(s, ws.id, key, name, kind).id
             for key, name, kind in [("service", "客服", "service"), ("lost", "失物招领", "department")]

@@ -18,7 +18,9 @@ from scrm.db import Database
 from scrm.worker.runner import Worker
 
 
-def webhook_event(event_id: str, text: str = "你好", sender: str = "u1", name: str = "小李", **extra: Any) -> bytes:
+def webhook_event(
+    event_id: str, text: str = "你好", sender: str = "u1", name: str = "小李", **extra: Any
+) -> bytes:
     body = {
         "id": event_id,
         "type": "message",
@@ -32,7 +34,11 @@ def webhook_event(event_id: str, text: str = "你好", sender: str = "u1", name:
 
 def signed_headers(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    return {"x-scrm-timestamp": ts, "x-scrm-signature": sign(secret, ts, body), "content-type": "application/json"}
+    return {
+        "x-scrm-timestamp": ts,
+        "x-scrm-signature": sign(secret, ts, body),
+        "content-type": "application/json",
+    }
 
 
 def run_jobs(db: Database, settings: Settings, max_seconds: float = 30) -> int:

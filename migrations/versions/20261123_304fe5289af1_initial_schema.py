@@ -201,7 +201,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('workspace_id', 'id')
     )
     with op.batch_alter_table('channel_account', schema=None) as batch_op:
-        batch_op.create_index('ix_channel_account_id', ['id'], unique=True)
+        batch_op.create_index('ix_channel_account_id', ['id'], unique=False)
 
     op.create_table('contact_identity',
     sa.Column('contact_id', sa.BigInteger(), nullable=False),

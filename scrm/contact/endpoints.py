@@ -65,7 +65,11 @@ def create_contact(request: Request, principal: CurrentPrincipal, body: ContactI
         return contact_out(service.create(session, principal.workspace_id, body))
 
 
-@router.get("/contacts/{contact_id}", response_model=ContactDetail, summary="A fan with identities, orders, membership")
+@router.get(
+    "/contacts/{contact_id}",
+    response_model=ContactDetail,
+    summary="A fan with identities, orders, membership",
+)
 def get_contact(request: Request, principal: CurrentPrincipal, contact_id: int) -> ContactDetail:
     ws = principal.workspace_id
     with get_db(request).transaction(readonly=True) as session:
@@ -76,7 +80,9 @@ def get_contact(request: Request, principal: CurrentPrincipal, contact_id: int) 
             identities=[
                 IdentityOut(
                     namespace=i.namespace,
-                    external_id=service.mask_phone(i.external_id) or "" if i.namespace == "phone" else i.external_id,
+                    external_id=service.mask_phone(i.external_id) or ""
+                    if i.namespace == "phone"
+                    else i.external_id,
                     display_name=i.display_name,
                     subscribed=i.subscribed,
                 )
@@ -97,14 +103,16 @@ def get_contact(request: Request, principal: CurrentPrincipal, contact_id: int) 
                 for o in service.orders(session, ws, c.id)
             ],
             memberships=[
-                MembershipOut(program=m.program, member_no=m.member_no, tier=m.tier, points_balance=m.points_balance)
+                MembershipOut(
+                    program=m.program, member_no=m.member_no, tier=m.tier, points_balance=m.points_balance
+                )
                 for m in service.memberships(session, ws, c.id)
             ],
         )
 
 
 async def _spool(upload: UploadFile) -> tempfile.SpooledTemporaryFile[bytes]:
-    spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
     size = 0
     while chunk := await upload.read(1024 * 1024):
         size += len(chunk)
@@ -122,7 +130,7 @@ async def _import(request: Request, principal_ws: int, kind: imports.Kind, file:
     fmt = imports.detect_format(file.filename)
     spool = await _spool(file)
     try:
-        return await run_in_threadpool(imports.run_import, get_db(request), principal_ws, kind, spool, fmt)  # type: ignore[arg-type]
+        return await run_in_threadpool(imports.run_import, get_db(request), principal_ws, kind, spool, fmt)
     finally:
         spool.close()
 

@@ -43,6 +43,13 @@ def detect_format(name: str) -> Format:
 def iter_rows(stream: IO[bytes], fmt: Format) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """Yield (line number, row dict) or (line number, error text) without loading the file."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
+    try:
+        yield from _rows(text, fmt)
+    finally:
+        text.detach()  # the caller owns the stream: do not close it with the wrapper
+
+
+def _rows(text: io.TextIOWrapper, fmt: Format) -> Iterator[tuple[int, dict[str, Any] | str]]:
     if fmt == "csv":
         try:
             reader = csv.DictReader(text)
@@ -139,7 +146,9 @@ def _link_all(
             )
 
 
-def apply_contact_row(session: Session, workspace_id: int, row: ContactRow, default_wechat_appid: str | None) -> bool:
+def apply_contact_row(
+    session: Session, workspace_id: int, row: ContactRow, default_wechat_appid: str | None
+) -> bool:
     """Upsert one contact; returns True when a new contact was created."""
     wechat: tuple[str, str] | None = None
     if row.wechat_openid:
@@ -167,12 +176,20 @@ def apply_contact_row(session: Session, workspace_id: int, row: ContactRow, defa
         contact.member_no = row.member_id
     session.flush()
     _link_all(
-        session, workspace_id, contact, member_id=row.member_id, phone=row.phone, weibo_uid=row.weibo_uid, wechat=wechat
+        session,
+        workspace_id,
+        contact,
+        member_id=row.member_id,
+        phone=row.phone,
+        weibo_uid=row.weibo_uid,
+        wechat=wechat,
     )
     if row.member_id and (row.tier is not None or row.points is not None):
         ms = repository.membership(session, workspace_id, "default", row.member_id)
         if ms is None:
-            ms = Membership(workspace_id=workspace_id, contact_id=contact.id, program="default", member_no=row.member_id)
+            ms = Membership(
+                workspace_id=workspace_id, contact_id=contact.id, program="default", member_no=row.member_id
+            )
             session.add(ms)
         ms.contact_id = contact.id
         if row.tier is not None:
@@ -194,12 +211,23 @@ def apply_order_row(session: Session, workspace_id: int, row: OrderRow) -> tuple
     )
     if contact is None and (row.member_id or row.phone or row.weibo_uid):
         contact = Contact(
-            workspace_id=workspace_id, name="", phone=row.phone, member_no=row.member_id, attributes={}, tags=[]
+            workspace_id=workspace_id,
+            name="",
+            phone=row.phone,
+            member_no=row.member_id,
+            attributes={},
+            tags=[],
         )
         session.add(contact)
         session.flush()
         _link_all(
-            session, workspace_id, contact, member_id=row.member_id, phone=row.phone, weibo_uid=row.weibo_uid, wechat=None
+            session,
+            workspace_id,
+            contact,
+            member_id=row.member_id,
+            phone=row.phone,
+            weibo_uid=row.weibo_uid,
+            wechat=None,
         )
     details = {k: v for k, v in (row.model_extra or {}).items() if v not in (None, "")}
     existing = repository.order(session, workspace_id, row.source, row.order_id)
@@ -267,7 +295,9 @@ def run_import(
             reject(line, item)
             continue
         try:
-            model: ContactRow | OrderRow = ContactRow.model_validate(item) if kind == "contacts" else OrderRow.model_validate(item)
+            model: ContactRow | OrderRow = (
+                ContactRow.model_validate(item) if kind == "contacts" else OrderRow.model_validate(item)
+            )
         except ValidationError as exc:
             reject(line, _reason(exc))
             continue
@@ -283,4 +313,3 @@ def import_path(db: Database, workspace_id: int, kind: Kind, path: Path, **kwarg
     fmt = detect_format(path.name)
     with path.open("rb") as fh:
         return run_import(db, workspace_id, kind, fh, fmt, **kwargs)
-

@@ -54,7 +54,9 @@ def search(
     stmt = select(Contact).where(Contact.workspace_id == workspace_id, Contact.merged_into_id.is_(None))
     if query:
         like = f"%{query}%"
-        stmt = stmt.where(or_(Contact.name.like(like), Contact.phone.like(like), Contact.member_no.like(like)))
+        stmt = stmt.where(
+            or_(Contact.name.like(like), Contact.phone.like(like), Contact.member_no.like(like))
+        )
     if before_id is not None:
         stmt = stmt.where(Contact.id < before_id)
     return session.execute(stmt.order_by(Contact.id.desc()).limit(limit)).scalars().all()
@@ -76,7 +78,9 @@ def orders_of(session: Session, workspace_id: int, contact_id: int, limit: int =
 def memberships_of(session: Session, workspace_id: int, contact_id: int) -> Sequence[Membership]:
     return (
         session.execute(
-            select(Membership).where(Membership.workspace_id == workspace_id, Membership.contact_id == contact_id)
+            select(Membership).where(
+                Membership.workspace_id == workspace_id, Membership.contact_id == contact_id
+            )
         )
         .scalars()
         .all()
@@ -86,7 +90,9 @@ def memberships_of(session: Session, workspace_id: int, contact_id: int) -> Sequ
 def membership(session: Session, workspace_id: int, program: str, member_no: str) -> Membership | None:
     return session.execute(
         select(Membership).where(
-            Membership.workspace_id == workspace_id, Membership.program == program, Membership.member_no == member_no
+            Membership.workspace_id == workspace_id,
+            Membership.program == program,
+            Membership.member_no == member_no,
         )
     ).scalar_one_or_none()
 
@@ -100,7 +106,13 @@ def order(session: Session, workspace_id: int, source: str, external_id: str) ->
 
 
 def insert_identity_if_absent(
-    session: Session, *, workspace_id: int, contact_id: int, namespace: str, external_id: str, display_name: str | None
+    session: Session,
+    *,
+    workspace_id: int,
+    contact_id: int,
+    namespace: str,
+    external_id: str,
+    display_name: str | None,
 ) -> bool:
     from scrm.kit.ids import new_id
     from scrm.kit.time import utcnow
@@ -123,7 +135,9 @@ def insert_identity_if_absent(
     return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
 
-def conversations_of(session: Session, workspace_id: int, contact_id: int, limit: int = 20) -> Sequence[Conversation]:
+def conversations_of(
+    session: Session, workspace_id: int, contact_id: int, limit: int = 20
+) -> Sequence[Conversation]:
     return (
         session.execute(
             select(Conversation)

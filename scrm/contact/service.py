@@ -111,7 +111,9 @@ def _refresh(contact: Contact, ident: ContactIdentity, sender: Sender) -> None:
         contact.followers = sender.followers
 
 
-def link_identity(session: Session, workspace_id: int, contact: Contact, namespace: str, external_id: str) -> None:
+def link_identity(
+    session: Session, workspace_id: int, contact: Contact, namespace: str, external_id: str
+) -> None:
     _link(session, workspace_id, contact.id, namespace, external_id, None)
 
 
@@ -147,12 +149,19 @@ def memberships(session: Session, workspace_id: int, contact_id: int) -> list[Me
     return list(repository.memberships_of(session, workspace_id, contact_id))
 
 
-def conversations(session: Session, workspace_id: int, contact_id: int, limit: int = 20) -> list[Conversation]:
+def conversations(
+    session: Session, workspace_id: int, contact_id: int, limit: int = 20
+) -> list[Conversation]:
     return list(repository.conversations_of(session, workspace_id, contact_id, limit))
 
 
 def search(
-    session: Session, workspace_id: int, *, query: str | None = None, limit: int = 50, before_id: int | None = None
+    session: Session,
+    workspace_id: int,
+    *,
+    query: str | None = None,
+    limit: int = 50,
+    before_id: int | None = None,
 ) -> list[Contact]:
     return list(repository.search(session, workspace_id, query=query, limit=limit, before_id=before_id))
 

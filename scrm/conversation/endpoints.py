@@ -131,7 +131,9 @@ def get_conversation(request: Request, principal: CurrentPrincipal, conversation
         return conversation_out(conv, contacts.get(conv.contact_id))
 
 
-@router.patch("/{conversation_id}", response_model=ConversationOut, summary="Change status, assignee, team, ...")
+@router.patch(
+    "/{conversation_id}", response_model=ConversationOut, summary="Change status, assignee, team, ..."
+)
 def patch_conversation(
     request: Request, principal: CurrentPrincipal, conversation_id: int, body: ConversationPatch
 ) -> ConversationOut:
@@ -151,20 +153,30 @@ def list_messages(
 ) -> MessagePage:
     after_id = decode_cursor(cursor)[1] if cursor else None
     with get_db(request).transaction(readonly=True) as session:
-        rows = service.messages(session, principal.workspace_id, conversation_id, after_id=after_id, limit=limit + 1)
+        rows = service.messages(
+            session, principal.workspace_id, conversation_id, after_id=after_id, limit=limit + 1
+        )
         page, more = rows[:limit], len(rows) > limit
         items = [message_out(m) for m in page]
     return MessagePage(items=items, next_cursor=encode_cursor(0, page[-1].id) if more and page else None)
 
 
-@router.post("/{conversation_id}/messages", response_model=MessageOut, status_code=201,
-             summary="Reply to the fan (queued in the outbox) or add an internal note")
-def post_message(request: Request, principal: CurrentPrincipal, conversation_id: int, body: ReplyIn) -> MessageOut:
+@router.post(
+    "/{conversation_id}/messages",
+    response_model=MessageOut,
+    status_code=201,
+    summary="Reply to the fan (queued in the outbox) or add an internal note",
+)
+def post_message(
+    request: Request, principal: CurrentPrincipal, conversation_id: int, body: ReplyIn
+) -> MessageOut:
     with get_db(request).transaction() as session:
         if body.internal:
             message = service.add_note(session, principal, conversation_id, body.text)
         else:
-            message = service.reply(session, principal, conversation_id, body.text, visibility=body.visibility)
+            message = service.reply(
+                session, principal, conversation_id, body.text, visibility=body.visibility
+            )
         return message_out(message)
 
 
@@ -172,7 +184,9 @@ def post_message(request: Request, principal: CurrentPrincipal, conversation_id:
 def list_activities(request: Request, principal: CurrentPrincipal, conversation_id: int) -> list[ActivityOut]:
     with get_db(request).transaction(readonly=True) as session:
         service.get(session, principal.workspace_id, conversation_id)
-        rows: list[ConversationActivity] = service.activities(session, principal.workspace_id, conversation_id)
+        rows: list[ConversationActivity] = service.activities(
+            session, principal.workspace_id, conversation_id
+        )
         return [
             ActivityOut(
                 id=str(a.id),

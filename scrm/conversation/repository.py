@@ -50,7 +50,7 @@ def list_page(
     after: tuple[dt.datetime, int] | None,
     limit: int,
 ) -> Sequence[Conversation]:
-    stmt: Select[tuple[Conversation]] = select(Conversation).where(Conversation.workspace_id == workspace_id)
+    stmt: Select[Conversation] = select(Conversation).where(Conversation.workspace_id == workspace_id)
     if status:
         stmt = stmt.where(Conversation.status == status)
     if team_id is not None:
@@ -68,7 +68,10 @@ def list_page(
     if after is not None:
         at, cid = after
         stmt = stmt.where(
-            or_(Conversation.last_message_at < at, and_(Conversation.last_message_at == at, Conversation.id < cid))
+            or_(
+                Conversation.last_message_at < at,
+                and_(Conversation.last_message_at == at, Conversation.id < cid),
+            )
         )
     stmt = stmt.order_by(Conversation.last_message_at.desc(), Conversation.id.desc()).limit(limit)
     return session.execute(stmt).scalars().all()
@@ -77,14 +80,18 @@ def list_page(
 def contacts_by_ids(session: Session, workspace_id: int, ids: set[int]) -> dict[int, Contact]:
     if not ids:
         return {}
-    rows = session.execute(select(Contact).where(Contact.workspace_id == workspace_id, Contact.id.in_(ids))).scalars()
+    rows = session.execute(
+        select(Contact).where(Contact.workspace_id == workspace_id, Contact.id.in_(ids))
+    ).scalars()
     return {c.id: c for c in rows}
 
 
 def messages(
     session: Session, workspace_id: int, conversation_id: int, *, after_id: int | None, limit: int
 ) -> Sequence[Message]:
-    stmt = select(Message).where(Message.workspace_id == workspace_id, Message.conversation_id == conversation_id)
+    stmt = select(Message).where(
+        Message.workspace_id == workspace_id, Message.conversation_id == conversation_id
+    )
     if after_id is not None:
         stmt = stmt.where(Message.id > after_id)
     return session.execute(stmt.order_by(Message.id).limit(limit)).scalars().all()

@@ -33,7 +33,11 @@ def record_activity(
     session: Session, conversation: Conversation, kind: str, actor_id: int | None = None, **data: Any
 ) -> ConversationActivity:
     row = ConversationActivity(
-        workspace_id=conversation.workspace_id, conversation_id=conversation.id, kind=kind, actor_id=actor_id, data=data
+        workspace_id=conversation.workspace_id,
+        conversation_id=conversation.id,
+        kind=kind,
+        actor_id=actor_id,
+        data=data,
     )
     session.add(row)
     return row
@@ -116,12 +120,19 @@ def list_page(session: Session, workspace_id: int, **filters: Any) -> list[Conve
     return list(repository.list_page(session, workspace_id, **filters))
 
 
-def contacts_for(session: Session, workspace_id: int, conversations: list[Conversation]) -> dict[int, Contact]:
+def contacts_for(
+    session: Session, workspace_id: int, conversations: list[Conversation]
+) -> dict[int, Contact]:
     return repository.contacts_by_ids(session, workspace_id, {c.contact_id for c in conversations})
 
 
 def messages(
-    session: Session, workspace_id: int, conversation_id: int, *, after_id: int | None = None, limit: int = 100
+    session: Session,
+    workspace_id: int,
+    conversation_id: int,
+    *,
+    after_id: int | None = None,
+    limit: int = 100,
 ) -> list[Message]:
     get(session, workspace_id, conversation_id)
     return list(repository.messages(session, workspace_id, conversation_id, after_id=after_id, limit=limit))
@@ -281,7 +292,9 @@ def update(
         if new_assignee != conv.assignee_id:
             conv.assignee_id = new_assignee
             changes["assignee_id"] = str(new_assignee) if new_assignee else None
-            record_activity(session, conv, "assigned", principal.member_id, assignee_id=changes["assignee_id"])
+            record_activity(
+                session, conv, "assigned", principal.member_id, assignee_id=changes["assignee_id"]
+            )
     if team_id is not None:
         new_team = None if team_id == "" else _parse_id(team_id, "team_id")
         if new_team is not None:

@@ -16,13 +16,18 @@ from scrm.db import Database
 from scrm.workspace import repository, service
 
 DATA = Path(__file__).parent / "data"
-DEMO_PASSWORD = "demo1234"
+DEMO_PASSWORD = "demo1234"  # noqa: S105  (the published demo password)
 DEMO_SLUGS = ("yuncheng", "xiaomo")
 
 
 def spec() -> list[dict[str, Any]]:
     data: list[dict[str, Any]] = json.loads((DATA / "workspaces.json").read_text("utf-8"))
     return data
+
+
+def demo_wechat_appid(slug: str) -> str:
+    """The AppID of the demo workspace's (simulated) WeChat Official Account."""
+    return f"wxdemo{hashlib.sha256(slug.encode()).hexdigest()[:12]}"
 
 
 def demo_secret(slug: str, name: str) -> str:
@@ -35,7 +40,9 @@ def _workspace(session: Session, ws_spec: dict[str, Any]) -> tuple[int, bool]:
     existing = repository.workspace_by_slug(session, ws_spec["slug"])
     if existing:
         return existing.id, False
-    ws = service.create_workspace(session, ws_spec["slug"], ws_spec["name"], ws_spec.get("timezone", "Asia/Shanghai"))
+    ws = service.create_workspace(
+        session, ws_spec["slug"], ws_spec["name"], ws_spec.get("timezone", "Asia/Shanghai")
+    )
     return ws.id, True
 
 
@@ -54,7 +61,9 @@ def _load_one(session: Session, ws_spec: dict[str, Any]) -> tuple[int, bool]:
     for m in ws_spec.get("members", []):
         user = repository.user_by_email(session, m["email"])
         if user is None:
-            user = service.create_user(session, m["email"], m.get("password", DEMO_PASSWORD), m.get("name", ""))
+            user = service.create_user(
+                session, m["email"], m.get("password", DEMO_PASSWORD), m.get("name", "")
+            )
         member = service.add_member(
             session,
             ws_id,
@@ -70,7 +79,9 @@ def _load_one(session: Session, ws_spec: dict[str, Any]) -> tuple[int, bool]:
                 service.add_to_team(session, ws_id, teams[key].id, member.id)
     for c in ws_spec.get("canned_replies", []):
         team = teams.get(c.get("team") or "")
-        service.upsert_canned_reply(session, ws_id, c["key"], c["title"], c["body"], team.id if team else None)
+        service.upsert_canned_reply(
+            session, ws_id, c["key"], c["title"], c["body"], team.id if team else None
+        )
     name = "演示 Webhook"
     if repository.channel_account_by_name(session, ws_id, name) is None:
         service.create_channel_account(
@@ -90,15 +101,18 @@ def load(db: Database) -> list[str]:
         with db.transaction() as session:
             ws_id, created = _load_one(session, ws_spec)
         slug = ws_spec["slug"]
+        lines.append(f"{slug}: {'created' if created else 'already loaded, refreshed'} ({ws_spec['name']})")
         for kind in ("contacts", "orders"):
             path = DATA / f"{kind}_{slug}.csv"
             if path.exists():
-                report = imports.import_path(db, ws_id, kind, path)
+                report = imports.import_path(
+                    db, ws_id, kind, path, default_wechat_appid=demo_wechat_appid(slug)
+                )
                 lines.append(
                     f"{slug}: {kind} {report.rows} rows, {report.inserted} new, {report.updated} updated,"
                     f" {report.rejected} rejected"
                 )
-        lines.insert(0, f"{slug}: {'created' if created else 'already loaded, refreshed'} ({ws_spec['name']})")
+                lines += [f"  line {e['line']}: {e['reason']}" for e in report.errors[:5]]
     return lines
 
 

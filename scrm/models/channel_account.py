@@ -20,7 +20,7 @@ class ChannelAccount(WorkspaceOwned, Timestamped, Base):
     __tablename__ = "channel_account"
     __table_args__ = (
         ForeignKeyConstraint(["workspace_id", "brand_id"], ["brand.workspace_id", "brand.id"]),
-        Index("ix_channel_account_id", "id", unique=True),
+        Index("ix_channel_account_id", "id"),  # ids are unique across workspaces by construction
     )
 
     brand_id: Mapped[int | None] = mapped_column(BigInteger)

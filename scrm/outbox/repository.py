@@ -8,7 +8,9 @@ from scrm.models import OutboxMessage
 
 def by_key(session: Session, workspace_id: int, key: str) -> OutboxMessage | None:
     return session.execute(
-        select(OutboxMessage).where(OutboxMessage.workspace_id == workspace_id, OutboxMessage.idempotency_key == key)
+        select(OutboxMessage).where(
+            OutboxMessage.workspace_id == workspace_id, OutboxMessage.idempotency_key == key
+        )
     ).scalar_one_or_none()
 
 

@@ -16,7 +16,6 @@ from scrm.channels.base import (
     RateLimitedError,
 )
 from scrm.config import Settings
-from scrm.conversation import repository as conversation_repo  # noqa: F401  (kept for type hints)
 from scrm.kit.time import utcnow
 from scrm.models import ChannelAccount, Message
 from scrm.outbox import repository
@@ -53,7 +52,12 @@ def _finish_failed(ctx: JobContext, row: Any, message: Message | None, error: st
             ctx.session,
             ctx.workspace_id,
             "message.failed",
-            {"conversation_id": str(row.conversation_id), "message_id": str(message.id), "error": error, "code": code},
+            {
+                "conversation_id": str(row.conversation_id),
+                "message_id": str(message.id),
+                "error": error,
+                "code": code,
+            },
         )
 
 
@@ -76,7 +80,8 @@ def send(ctx: JobContext, payload: dict[str, Any]) -> None:
         reply_to_external_id=p.get("reply_to_external_id"),
         payload=dict(p.get("payload") or {}),
     )
-    row.attempts += 1
+    # The job's attempt count survives the rollback of a failed attempt; the row's would not.
+    row.attempts = ctx.job.attempts
     try:
         result = client_for(account, ctx.settings).send(outbound)
     except RateLimitedError as exc:

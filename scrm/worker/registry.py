@@ -39,7 +39,7 @@ def kinds() -> dict[str, JobKind]:
     return dict(_KINDS)
 
 
-class RetryLater(Exception):  # noqa: N818 (a control-flow signal, not an error)
+class RetryLater(Exception):
     """Ask the worker to run the job again after `delay` seconds without counting an attempt."""
 
     def __init__(self, delay: float, reason: str = "") -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -42,7 +42,7 @@ def insert_job(
         "created_at": utcnow(),
     }
     if idempotency_key is None:
-        session.execute(Job.__table__.insert().values(**values))
+        session.execute(insert(Job).values(**values))
         return int(values["id"])  # type: ignore[call-overload]
     dialect = session.get_bind().dialect.name
     ins = pg_insert(Job) if dialect == "postgresql" else sqlite_insert(Job)
@@ -130,7 +130,9 @@ def mark_dead(session: Session, job: Job, worker_id: str, error: str) -> None:
     )
 
 
-def renew_leases(session: Session, worker_id: str, keys: Sequence[tuple[int, int]], lease_seconds: float) -> None:
+def renew_leases(
+    session: Session, worker_id: str, keys: Sequence[tuple[int, int]], lease_seconds: float
+) -> None:
     until = utcnow() + dt.timedelta(seconds=lease_seconds)
     for ws, jid in keys:
         session.execute(
@@ -183,7 +185,9 @@ def counts_by_status(session: Session) -> dict[tuple[str, str], int]:
 def oldest_queued_age(session: Session) -> dict[str, float]:
     now = utcnow()
     rows = session.execute(
-        select(Job.kind, func.min(Job.run_at)).where(Job.status == "queued", Job.run_at <= now).group_by(Job.kind)
+        select(Job.kind, func.min(Job.run_at))
+        .where(Job.status == "queued", Job.run_at <= now)
+        .group_by(Job.kind)
     ).all()
     out: dict[str, float] = {}
     for kind, oldest in rows:
@@ -201,5 +205,5 @@ def purge_finished(session: Session, older_than: dt.datetime, limit: int = 5000)
         .limit(limit)
     ).all()
     for ws, jid in ids:
-        session.execute(Job.__table__.delete().where(Job.workspace_id == ws, Job.id == jid))
+        session.execute(delete(Job).where(Job.workspace_id == ws, Job.id == jid))
     return len(ids)

@@ -70,11 +70,15 @@ class Worker:
     settings: Settings
     concurrency: int = 1
     batch_size: int = 20
-    lease_seconds: float = 60.0
-    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{new_id() % 100000}")
+    lease_seconds: float = 0.0  # 0 = settings.worker_lease_seconds
+    worker_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{new_id() % 100000}"
+    )
     on_idle: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
+        if self.lease_seconds <= 0:
+            self.lease_seconds = self.settings.worker_lease_seconds
         self._stop = threading.Event()
         self._running: set[tuple[int, int]] = set()
         self._running_lock = threading.Lock()
@@ -87,7 +91,8 @@ class Worker:
 
     def run_forever(self) -> None:
         threads = [
-            threading.Thread(target=self._loop, name=f"scrm-worker-{i}", daemon=True) for i in range(self.concurrency)
+            threading.Thread(target=self._loop, name=f"scrm-worker-{i}", daemon=True)
+            for i in range(self.concurrency)
         ]
         lease_thread = threading.Thread(target=self._renew_loop, name="scrm-lease", daemon=True)
         for t in threads:
@@ -115,7 +120,9 @@ class Worker:
                 jobs = repository.claim(
                     session, worker_id=self.worker_id, limit=self.batch_size, lease_seconds=self.lease_seconds
                 )
-                claimed = [(j.workspace_id, j.id, j.kind, dict(j.payload), j.attempts, j.max_attempts) for j in jobs]
+                claimed = [
+                    (j.workspace_id, j.id, j.kind, dict(j.payload), j.attempts, j.max_attempts) for j in jobs
+                ]
         except OperationalError:
             log.warning("job claim failed; database unavailable?", exc_info=True)
             time.sleep(1.0)
@@ -243,5 +250,5 @@ class Worker:
             log.warning("periodic tick failed", exc_info=True)
 
 
-class _LeaseLost(Exception):  # noqa: N818
+class _LeaseLost(Exception):
     pass

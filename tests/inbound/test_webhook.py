@@ -42,10 +42,14 @@ def test_new_event_is_accepted_then_a_repeat_is_a_duplicate(client, workspace, d
     run_jobs(db, settings)
     with db.transaction(readonly=True) as s:
         messages = s.execute(select(Message)).scalars().all()
-    assert [m.text for m in messages] == ["@云程航空 昨天 MU5137 上海飞成都，黑色双肩包落在 32C 座位上了，急！"]
+    assert [m.text for m in messages] == [
+        "@云程航空 昨天 MU5137 上海飞成都，黑色双肩包落在 32C 座位上了，急！"
+    ]
 
 
-def test_ten_concurrent_deliveries_store_one_event_one_job_one_message(client, workspace, db, settings) -> None:  # type: ignore[no-untyped-def]
+def test_ten_concurrent_deliveries_store_one_event_one_job_one_message(
+    client, workspace, db, settings
+) -> None:  # type: ignore[no-untyped-def]
     body = webhook_event("evt-concurrent", "航班延误了怎么办")
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
         codes = sorted(pool.map(lambda _: post(client, workspace, body).status_code, range(10)))
@@ -58,7 +62,14 @@ def test_ten_concurrent_deliveries_store_one_event_one_job_one_message(client, w
 
 @pytest.mark.parametrize(
     "case",
-    ["no_signature", "bad_signature", "wrong_secret", "old_timestamp", "future_timestamp", "non_numeric_timestamp"],
+    [
+        "no_signature",
+        "bad_signature",
+        "wrong_secret",
+        "old_timestamp",
+        "future_timestamp",
+        "non_numeric_timestamp",
+    ],
 )
 def test_bad_signatures_get_401_and_store_nothing(client, workspace, db, case) -> None:  # type: ignore[no-untyped-def]
     body = webhook_event(f"evt-{case}")
@@ -94,13 +105,27 @@ def test_body_over_one_mebibyte_is_413(client, workspace, db) -> None:  # type: 
         (b"{not json", "JSON"),
         (b"[1, 2]", "object"),
         (b'{"id": "x", "type": "message", "sender": {"id": "u"}, "text": "hi"}', "sent_at"),
-        (b'{"id": "", "type": "message", "sender": {"id": "u"}, "sent_at": "2026-11-23T10:00:00+08:00"}', "id"),
-        (b'{"id": "x", "type": "call", "sender": {"id": "u"}, "sent_at": "2026-11-23T10:00:00+08:00"}', "type"),
-        (b'{"id": "x", "type": "message", "sender": {}, "sent_at": "2026-11-23T10:00:00+08:00"}', "sender.id"),
-        (b'{"id": "x", "type": "message", "sender": {"id": "u"}, "sent_at": "2026-11-23T10:00:00"}', "sent_at"),
+        (
+            b'{"id": "", "type": "message", "sender": {"id": "u"}, "sent_at": "2026-11-23T10:00:00+08:00"}',
+            "id",
+        ),
+        (
+            b'{"id": "x", "type": "call", "sender": {"id": "u"}, "sent_at": "2026-11-23T10:00:00+08:00"}',
+            "type",
+        ),
+        (
+            b'{"id": "x", "type": "message", "sender": {}, "sent_at": "2026-11-23T10:00:00+08:00"}',
+            "sender.id",
+        ),
+        (
+            b'{"id": "x", "type": "message", "sender": {"id": "u"}, "sent_at": "2026-11-23T10:00:00"}',
+            "sent_at",
+        ),
         (b'{"id": "x", "type": "message", "sender": {"id": "u"}, "sent_at": "soon"}', "sent_at"),
-        (b'{"id": "x", "type": "message", "sender": {"id": "u"}, "sent_at": "2026-11-23T10:00:00Z", "extra": 1}',
-         "extra"),
+        (
+            b'{"id": "x", "type": "message", "sender": {"id": "u"}, "sent_at": "2026-11-23T10:00:00Z", "extra": 1}',
+            "extra",
+        ),
         (b"\xff\xfe\x00garbage", "JSON"),
     ],
 )
@@ -113,7 +138,9 @@ def test_malformed_body_is_422_naming_the_field(client, workspace, db, body, fie
 
 def test_unknown_channel_is_404(client, workspace, db) -> None:  # type: ignore[no-untyped-def]
     body = webhook_event("evt-x")
-    response = client.post("/hooks/webhook/12345", content=body, headers=signed_headers(workspace.channel_secret, body))
+    response = client.post(
+        "/hooks/webhook/12345", content=body, headers=signed_headers(workspace.channel_secret, body)
+    )
     assert response.status_code == 404
     response = client.post("/hooks/webhook/not-a-number", content=body)
     assert response.status_code == 422
