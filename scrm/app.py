@@ -72,7 +72,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
                 "error": "invalid",
                 "detail": first.get("msg", "invalid request"),
                 "field": ".".join(loc) or None,
-                "errors": [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg")} for e in errors[:20]],
+                "errors": [
+                    {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg")} for e in errors[:20]
+                ],
             },
             status_code=422,
         )

@@ -16,7 +16,9 @@ from typing import Any
 class Subscription:
     workspace_id: int
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[tuple[str, dict[str, Any]]] = field(default_factory=lambda: asyncio.Queue(maxsize=200))
+    queue: asyncio.Queue[tuple[str, dict[str, Any]]] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=200)
+    )
 
 
 _subs: set[Subscription] = set()

@@ -18,7 +18,10 @@ def add(session: Session, **values: Any) -> AuditLog:
 def list_for_workspace(session: Session, workspace_id: int, *, limit: int = 100) -> Sequence[AuditLog]:
     return (
         session.execute(
-            select(AuditLog).where(AuditLog.workspace_id == workspace_id).order_by(AuditLog.id.desc()).limit(limit)
+            select(AuditLog)
+            .where(AuditLog.workspace_id == workspace_id)
+            .order_by(AuditLog.id.desc())
+            .limit(limit)
         )
         .scalars()
         .all()

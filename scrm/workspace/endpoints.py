@@ -42,7 +42,9 @@ def list_channels(request: Request, principal: CurrentPrincipal) -> list[Channel
         return [channel_out(a) for a in service.list_channel_accounts(session, principal.workspace_id)]
 
 
-@router.post("/channels", response_model=ChannelAccountOut, status_code=201, summary="Connect a channel account")
+@router.post(
+    "/channels", response_model=ChannelAccountOut, status_code=201, summary="Connect a channel account"
+)
 def create_channel(request: Request, principal: AdminPrincipal, body: ChannelAccountIn) -> ChannelAccountOut:
     with get_db(request).transaction() as session:
         account = service.create_channel_account(
@@ -88,7 +90,11 @@ def list_members(request: Request, principal: CurrentPrincipal) -> list[MemberOu
                     role=m.role,
                     availability=m.availability,
                     capacity=m.capacity,
-                    teams=[teams[t] for t in service.member_team_ids(session, principal.workspace_id, m.id) if t in teams],
+                    teams=[
+                        teams[t]
+                        for t in service.member_team_ids(session, principal.workspace_id, m.id)
+                        if t in teams
+                    ],
                 )
             )
         return out

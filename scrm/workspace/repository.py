@@ -5,7 +5,17 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from scrm.models import ApiToken, Brand, CannedReply, ChannelAccount, Member, Team, TeamMember, User, Workspace
+from scrm.models import (
+    ApiToken,
+    Brand,
+    CannedReply,
+    ChannelAccount,
+    Member,
+    Team,
+    TeamMember,
+    User,
+    Workspace,
+)
 
 
 def workspace_by_slug(session: Session, slug: str) -> Workspace | None:
@@ -49,7 +59,11 @@ def team_by_id(session: Session, workspace_id: int, team_id: int) -> Team | None
 
 
 def teams(session: Session, workspace_id: int) -> Sequence[Team]:
-    return session.execute(select(Team).where(Team.workspace_id == workspace_id).order_by(Team.id)).scalars().all()
+    return (
+        session.execute(select(Team).where(Team.workspace_id == workspace_id).order_by(Team.id))
+        .scalars()
+        .all()
+    )
 
 
 def member_by_user(session: Session, workspace_id: int, user_id: int) -> Member | None:
@@ -71,7 +85,9 @@ def members(session: Session, workspace_id: int) -> Sequence[Member]:
 
 
 def memberships_of_user(session: Session, user_id: int) -> Sequence[Member]:
-    return session.execute(select(Member).where(Member.user_id == user_id).order_by(Member.id)).scalars().all()
+    return (
+        session.execute(select(Member).where(Member.user_id == user_id).order_by(Member.id)).scalars().all()
+    )
 
 
 def team_ids_of_member(session: Session, workspace_id: int, member_id: int) -> list[int]:
@@ -87,7 +103,9 @@ def team_ids_of_member(session: Session, workspace_id: int, member_id: int) -> l
 def team_membership(session: Session, workspace_id: int, team_id: int, member_id: int) -> TeamMember | None:
     return session.execute(
         select(TeamMember).where(
-            TeamMember.workspace_id == workspace_id, TeamMember.team_id == team_id, TeamMember.member_id == member_id
+            TeamMember.workspace_id == workspace_id,
+            TeamMember.team_id == team_id,
+            TeamMember.member_id == member_id,
         )
     ).scalar_one_or_none()
 
@@ -107,7 +125,9 @@ def channel_account_any_workspace(session: Session, account_id: int) -> ChannelA
     return session.execute(select(ChannelAccount).where(ChannelAccount.id == account_id)).scalar_one_or_none()
 
 
-def channel_accounts(session: Session, workspace_id: int, kind: str | None = None) -> Sequence[ChannelAccount]:
+def channel_accounts(
+    session: Session, workspace_id: int, kind: str | None = None
+) -> Sequence[ChannelAccount]:
     stmt = select(ChannelAccount).where(ChannelAccount.workspace_id == workspace_id)
     if kind:
         stmt = stmt.where(ChannelAccount.kind == kind)
@@ -122,7 +142,9 @@ def channel_account_by_name(session: Session, workspace_id: int, name: str) -> C
 
 def canned_replies(session: Session, workspace_id: int) -> Sequence[CannedReply]:
     return (
-        session.execute(select(CannedReply).where(CannedReply.workspace_id == workspace_id).order_by(CannedReply.key))
+        session.execute(
+            select(CannedReply).where(CannedReply.workspace_id == workspace_id).order_by(CannedReply.key)
+        )
         .scalars()
         .all()
     )

@@ -156,7 +156,12 @@ def set_availability(session: Session, principal: Principal, availability: str) 
 
 # -- teams -----------------------------------------------------------------------------------
 def create_team(
-    session: Session, workspace_id: int, key: str, name: str, kind: str = "service", parent_id: int | None = None
+    session: Session,
+    workspace_id: int,
+    key: str,
+    name: str,
+    kind: str = "service",
+    parent_id: int | None = None,
 ) -> Team:
     if kind not in TEAM_KINDS:
         raise Invalid(f"team kind must be one of {', '.join(TEAM_KINDS)}", field="kind")
@@ -212,7 +217,9 @@ def list_canned_replies(session: Session, workspace_id: int) -> list[CannedReply
 
 
 # -- API tokens ------------------------------------------------------------------------------
-def create_api_token(session: Session, workspace_id: int, member_id: int, name: str = "") -> tuple[str, ApiToken]:
+def create_api_token(
+    session: Session, workspace_id: int, member_id: int, name: str = ""
+) -> tuple[str, ApiToken]:
     """Returns the token text (shown once) and its row; only a hash is stored."""
     token = f"scrm_{workspace_id:x}_{pysecrets.token_urlsafe(32)}"
     row = ApiToken(
@@ -224,7 +231,14 @@ def create_api_token(session: Session, workspace_id: int, member_id: int, name: 
     )
     session.add(row)
     session.flush()
-    audit(session, workspace_id, "api_token.created", actor_label="cli", target_type="api_token", target_id=row.id)
+    audit(
+        session,
+        workspace_id,
+        "api_token.created",
+        actor_label="cli",
+        target_type="api_token",
+        target_id=row.id,
+    )
     return token, row
 
 
@@ -372,7 +386,9 @@ def find_channel_account_for_inbound(session: Session, account_id: int, kind: st
     return account
 
 
-def list_channel_accounts(session: Session, workspace_id: int, kind: str | None = None) -> list[ChannelAccount]:
+def list_channel_accounts(
+    session: Session, workspace_id: int, kind: str | None = None
+) -> list[ChannelAccount]:
     return list(repository.channel_accounts(session, workspace_id, kind))
 
 

@@ -7,7 +7,13 @@ import time
 import httpx
 import orjson
 
-from scrm.channels.base import ChannelError, OutboundMessage, PermanentChannelError, RateLimitedError, SendResult
+from scrm.channels.base import (
+    ChannelError,
+    OutboundMessage,
+    PermanentChannelError,
+    RateLimitedError,
+    SendResult,
+)
 from scrm.channels.webhook.handler import sign
 
 
@@ -19,7 +25,9 @@ class WebhookClient:
 
     def send(self, message: OutboundMessage) -> SendResult:
         if not self._url:
-            raise PermanentChannelError("this webhook channel has no callback URL configured", code="no_callback")
+            raise PermanentChannelError(
+                "this webhook channel has no callback URL configured", code="no_callback"
+            )
         body = orjson.dumps(
             {
                 "id": message.idempotency_key,

@@ -1,0 +1,427 @@
+"""A fake WeChat API server on 127.0.0.1 speaking the real wire format, for tests and the demo.
+
+    with FakeWechatServer(appid="wx123", secret="s3cret") as fake:
+        client = WechatClient(account, base_url=fake.base_url, token_store=InMemoryTokenStore())
+        client.send_text("oFAN", "hi")
+        assert fake.sent[0]["text"]["content"] == "hi"
+
+Run standalone for the demo: ``python -m scrm.channels.wechat.fake --port 9101``.
+It records every request and can be told to fail: ``fail_next`` (HTTP status), ``reset_next``
+(drop the connection), ``delay_next`` (hang), ``errcode_next`` (e.g. 40001/42001/45015/45047),
+``expire_tokens`` (42001 for every issued token) and ``close_window`` (45015 for a fan).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import logging
+import re
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlsplit
+
+log = logging.getLogger(__name__)
+
+Response = tuple[int, dict[str, str], bytes]
+_TOKEN_IN_QUERY = re.compile(r"(access_token=)[^&\s]+")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def form(self) -> dict[str, str]:
+        return dict(parse_qsl(self.body.decode("utf-8"), keep_blank_values=True))
+
+
+@dataclass(slots=True)
+class _Fault:
+    path: str | None
+    kind: str  # "status", "reset", "delay", "json"
+    status: int = 500
+    delay: float = 0.0
+    payload: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def matches(self, path: str) -> bool:
+        return self.path is None or path.endswith(self.path)
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(data, ensure_ascii=False).encode("utf-8")
+    return status, {"Content-Type": "application/json; charset=utf-8", **(headers or {})}, body
+
+
+class FakeHttpServer:
+    """Threaded HTTP server with scripted faults; subclasses implement :meth:`route`."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.requests: list[RecordedRequest] = []
+        self._faults: list[_Fault] = []
+        self._lock = threading.RLock()
+        self._server = ThreadingHTTPServer((host, port), _make_handler(self._dispatch))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name=type(self).__name__, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- scripted faults ----------------------------------------------------------------
+
+    def fail_next(
+        self, n: int = 1, *, status: int = 500, path: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        """The next `n` requests (to `path`, if given) get HTTP `status` with an empty body."""
+        self._add(n, _Fault(path, "status", status=status, headers=dict(headers or {})))
+
+    def reset_next(self, n: int = 1, *, path: str | None = None) -> None:
+        """The next `n` requests get the connection closed without a response."""
+        self._add(n, _Fault(path, "reset"))
+
+    def delay_next(self, seconds: float, n: int = 1, *, path: str | None = None) -> None:
+        """The next `n` requests are answered normally but only after `seconds`."""
+        self._add(n, _Fault(path, "delay", delay=seconds))
+
+    def respond_next(self, payload: Any, n: int = 1, *, path: str | None = None, status: int = 200) -> None:
+        """The next `n` requests get `payload` as JSON."""
+        self._add(n, _Fault(path, "json", status=status, payload=payload))
+
+    def _add(self, n: int, fault: _Fault) -> None:
+        with self._lock:
+            self._faults.extend(
+                _Fault(fault.path, fault.kind, fault.status, fault.delay, fault.payload, fault.headers)
+                for _ in range(n)
+            )
+
+    def _take_fault(self, path: str) -> _Fault | None:
+        with self._lock:
+            for i, fault in enumerate(self._faults):
+                if fault.matches(path):
+                    return self._faults.pop(i)
+        return None
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.path.endswith(path)]
+
+    # -- dispatch -----------------------------------------------------------------------
+
+    def _dispatch(self, request: RecordedRequest) -> Response | None:
+        with self._lock:
+            self.requests.append(request)
+        fault = self._take_fault(request.path)
+        if fault is not None:
+            if fault.kind == "reset":
+                return None
+            if fault.kind == "status":
+                return fault.status, fault.headers, b""
+            if fault.kind == "json":
+                return json_response(fault.payload, fault.status)
+            time.sleep(fault.delay)
+        try:
+            return self.route(request)
+        except Exception:  # a bug in the fake should be visible, not a hung test
+            log.exception("fake server route failed")
+            return 500, {}, b"fake server error"
+
+    def route(self, request: RecordedRequest) -> Response:
+        raise NotImplementedError
+
+
+def _make_handler(dispatch: Callable[[RecordedRequest], Response | None]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            split = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            request = RecordedRequest(
+                method=self.command,
+                path=split.path,
+                query=dict(parse_qsl(split.query, keep_blank_values=True)),
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=body,
+            )
+            response = dispatch(request)
+            if response is None:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            status, headers, payload = response
+            try:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
+                self.close_connection = True
+
+        do_GET = _serve
+        do_POST = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("fake %s", _TOKEN_IN_QUERY.sub(r"\1***", format % args))
+
+    return Handler
+
+
+# -- WeChat -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Token:
+    value: str
+    expires_at: float
+    revoked: bool = False
+
+
+class FakeWechatServer(FakeHttpServer):
+    """Fake ``api.weixin.qq.com``: stable_token, message/custom/send, message/template/send,
+    qrcode/create, menu/create|get|delete, tags/create|get, tags/members/batch(un)tagging."""
+
+    def __init__(
+        self,
+        *,
+        appid: str = "wx_fake_app",
+        secret: str = "fake_secret",  # noqa: S107 (fake)
+        token_ttl: int = 7200,
+        **kw: Any,
+    ) -> None:
+        super().__init__(**kw)
+        self.appid = appid
+        self.secret = secret
+        self.token_ttl = token_ttl
+        self.tokens: list[_Token] = []
+        self.sent: list[dict[str, Any]] = []  # customer-service bodies accepted
+        self.templates_sent: list[dict[str, Any]] = []
+        self.qrcodes: list[dict[str, Any]] = []
+        self.menu: dict[str, Any] | None = None
+        self.tags: dict[int, dict[str, Any]] = {}
+        self.tagged: dict[int, set[str]] = {}
+        self.closed_windows: set[str] = set()
+        self._ids = itertools.count(1000)
+        self._errcodes: list[tuple[str | None, int]] = []
+
+    def errcode_next(self, errcode: int, n: int = 1, *, path: str | None = None) -> None:
+        """The next `n` authenticated calls (to `path`) answer ``{"errcode": errcode}``."""
+        with self._lock:
+            self._errcodes.extend((path, errcode) for _ in range(n))
+
+    def expire_tokens(self) -> None:
+        with self._lock:
+            for token in self.tokens:
+                token.expires_at = 0
+
+    def revoke_tokens(self) -> None:
+        with self._lock:
+            for token in self.tokens:
+                token.revoked = True
+
+    def close_window(self, openid: str) -> None:
+        """Customer-service sends to `openid` now fail with 45015."""
+        self.closed_windows.add(openid)
+
+    @property
+    def token_fetches(self) -> int:
+        return len(self.requests_to("/cgi-bin/stable_token")) + len(self.requests_to("/cgi-bin/token"))
+
+    def route(self, request: RecordedRequest) -> Response:
+        path = request.path
+        if path == "/cgi-bin/stable_token":
+            return self._stable_token(request.json())
+        if path == "/cgi-bin/token":
+            q = request.query
+            return self._issue(q.get("appid", ""), q.get("secret", ""), force=True)
+        with self._lock:
+            token = next((t for t in self.tokens if t.value == request.query.get("access_token")), None)
+            if token is None or token.revoked:
+                return _err(40001, "invalid credential, access_token is invalid or not latest")
+            if token.expires_at < time.time():
+                return _err(42001, "access_token expired")
+            for i, (fault_path, code) in enumerate(self._errcodes):
+                if fault_path is None or path.endswith(fault_path):
+                    del self._errcodes[i]
+                    return _err(code, _ERRMSG.get(code, "scripted error"))
+        body = request.json() if request.body else {}
+        handler = _WECHAT_ROUTES.get(path)
+        if handler is None:
+            return 404, {}, b"not found"
+        return handler(self, body)
+
+    def _stable_token(self, body: dict[str, Any]) -> Response:
+        return self._issue(
+            str(body.get("appid", "")), str(body.get("secret", "")), bool(body.get("force_refresh"))
+        )
+
+    def _issue(self, appid: str, secret: str, force: bool) -> Response:
+        if appid != self.appid:
+            return _err(40013, "invalid appid")
+        if not secrets.compare_digest(secret.encode(), self.secret.encode()):
+            return _err(40125, "invalid appsecret")
+        with self._lock:
+            live = [t for t in self.tokens if not t.revoked and t.expires_at > time.time()]
+            if live and not force:
+                token = live[-1]
+            else:
+                for old in live:
+                    old.revoked = True
+                token = _Token("FAKE_" + secrets.token_urlsafe(48), time.time() + self.token_ttl)
+                self.tokens.append(token)
+        return json_response({"access_token": token.value, "expires_in": int(token.expires_at - time.time())})
+
+    def _custom_send(self, body: dict[str, Any]) -> Response:
+        msgtype = body.get("msgtype")
+        if not body.get("touser") or msgtype not in body:
+            return _err(47001, "data format error")
+        if body["touser"] in self.closed_windows:
+            return _err(45015, _ERRMSG[45015])
+        self.sent.append(body)
+        return _err(0, "ok")
+
+    def _template_send(self, body: dict[str, Any]) -> Response:
+        if not body.get("touser") or not body.get("template_id") or not isinstance(body.get("data"), dict):
+            return _err(47001, "data format error")
+        msgid = next(self._ids)
+        self.templates_sent.append({**body, "msgid": msgid})
+        return json_response({"errcode": 0, "errmsg": "ok", "msgid": msgid})
+
+    def _qrcode(self, body: dict[str, Any]) -> Response:
+        action = body.get("action_name")
+        scene = (body.get("action_info") or {}).get("scene") or {}
+        if action not in {"QR_SCENE", "QR_STR_SCENE", "QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE"} or not scene:
+            return _err(40053, "invalid action info")
+        n = next(self._ids)
+        ticket = f"gQH47joAAAAAAAAAASxodHRwOi8vd2VpeGluLnFxLmNvbS9xL{n}=="
+        self.qrcodes.append(body)
+        data: dict[str, Any] = {"ticket": ticket, "url": f"http://weixin.qq.com/q/fake{n}"}
+        if "LIMIT" not in action:
+            data["expire_seconds"] = int(body.get("expire_seconds") or 60)
+        return json_response(data)
+
+    def _menu_create(self, body: dict[str, Any]) -> Response:
+        buttons = body.get("button")
+        if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+            return _err(40017, "invalid button size")
+        self.menu = body
+        return _err(0, "ok")
+
+    def _menu_get(self, body: dict[str, Any]) -> Response:
+        if self.menu is None:
+            return _err(46003, "menu no exist")
+        return json_response({"menu": self.menu})
+
+    def _menu_delete(self, body: dict[str, Any]) -> Response:
+        self.menu = None
+        return _err(0, "ok")
+
+    def _tags_create(self, body: dict[str, Any]) -> Response:
+        name = str((body.get("tag") or {}).get("name", ""))
+        if any(t["name"] == name for t in self.tags.values()):
+            return _err(45157, "invalid tag name")
+        tag_id = 100 + len(self.tags)
+        self.tags[tag_id] = {"id": tag_id, "name": name}
+        return json_response({"tag": {"id": tag_id, "name": name}})
+
+    def _tags_get(self, body: dict[str, Any]) -> Response:
+        tags = [{**t, "count": len(self.tagged.get(t["id"], ()))} for t in self.tags.values()]
+        return json_response({"tags": tags})
+
+    def _batch(self, body: dict[str, Any], add: bool) -> Response:
+        tag_id = int(body.get("tagid", 0))
+        openids = body.get("openid_list") or []
+        if tag_id not in self.tags:
+            return _err(45059, "tag not exist")
+        if not 1 <= len(openids) <= 50:
+            return _err(40032, "invalid openid list size")
+        members = self.tagged.setdefault(tag_id, set())
+        (members.update if add else members.difference_update)(openids)
+        return _err(0, "ok")
+
+
+_ERRMSG = {
+    40001: "invalid credential, access_token is invalid or not latest",
+    40014: "invalid access_token",
+    42001: "access_token expired",
+    45015: "response out of time limit or subscription is canceled",
+    45047: "out of response count limit",
+    45009: "reach max api daily quota limit",
+    -1: "system error",
+}
+
+
+def _err(errcode: int, errmsg: str) -> Response:
+    return json_response({"errcode": errcode, "errmsg": errmsg})
+
+
+_WECHAT_ROUTES: dict[str, Callable[[FakeWechatServer, dict[str, Any]], Response]] = {
+    "/cgi-bin/message/custom/send": FakeWechatServer._custom_send,
+    "/cgi-bin/message/template/send": FakeWechatServer._template_send,
+    "/cgi-bin/qrcode/create": FakeWechatServer._qrcode,
+    "/cgi-bin/menu/create": FakeWechatServer._menu_create,
+    "/cgi-bin/menu/get": FakeWechatServer._menu_get,
+    "/cgi-bin/menu/delete": FakeWechatServer._menu_delete,
+    "/cgi-bin/tags/create": FakeWechatServer._tags_create,
+    "/cgi-bin/tags/get": FakeWechatServer._tags_get,
+    "/cgi-bin/tags/members/batchtagging": lambda s, b: s._batch(b, add=True),
+    "/cgi-bin/tags/members/batchuntagging": lambda s, b: s._batch(b, add=False),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Fake WeChat API server for demos and tests")
+    parser.add_argument("--port", type=int, default=9101)
+    parser.add_argument("--appid", default="wx_fake_app")
+    parser.add_argument("--secret", default="fake_secret")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    server = FakeWechatServer(appid=args.appid, secret=args.secret, port=args.port).start()
+    log.info("fake WeChat API on %s (started %s)", server.base_url, dt.datetime.now(dt.UTC).isoformat())
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
