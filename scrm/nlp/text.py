@@ -1,0 +1,408 @@
+"""Text normalisation and the fast, vectorised feature extractor shared by all NLP tasks.
+
+All tasks read the same hashed character n-gram matrix (computed once per batch with numpy,
+no per-character Python loop) plus a small dense block of lexicon/emoticon/punctuation
+features. Each task then applies its own idf weights and linear model.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import ahocorasick
+import numpy as np
+from scipy import sparse
+
+EMOTICON_RE = re.compile(r"\[[^\[\]]{1,10}\]")
+URL_RE = re.compile(r"https?://[\w\-./?=&%#:~+]+", re.ASCII)
+MENTION_RE = re.compile(r"@[\w\-]{1,20}(?=[\s:：,，.。!！?？)）/]|$)")
+_WS_RE = re.compile(r"\s+")
+_DIGIT_RE = re.compile(r"[0-9]")
+_LATIN_RE = re.compile(r"[a-z]")
+_DIGIT_TABLE = str.maketrans("0123456789", "0000000000")
+
+URL_CHAR = "\ue000"
+MENTION_CHAR = "\ue001"
+SEP = "\x00"
+
+# Weibo emoticon codes whose meaning is clear; used as dense features (the n-grams see them too).
+POS_EMOTICONS = frozenset(
+    [
+        "哈哈",
+        "嘻嘻",
+        "鼓掌",
+        "爱你",
+        "心",
+        "good",
+        "赞",
+        "耶",
+        "太开心",
+        "偷笑",
+        "可爱",
+        "亲亲",
+        "威武",
+        "给力",
+        "笑哈哈",
+        "馋嘴",
+        "花心",
+        "好爱哦",
+        "酷",
+        "礼物",
+        "兔子",
+        "蛋糕",
+        "愛你",
+        "ok",
+        "给劲",
+        "鲜花",
+        "太阳",
+        "微风",
+        "爱心",
+        "奥特曼",
+        "互粉",
+        "xkl转圈",
+        "din推撞",
+        "得意地笑",
+        "好喜欢",
+        "笑cry",
+        "憧憬",
+        "打call",
+        "握手",
+        "作揖",
+        "干杯",
+        "哇",
+        "米",
+        "doge",
+        "喵喵",
+        "二哈",
+        "赞啊",
+        "抱抱",
+        "害羞",
+        "挤眼",
+        "思考",
+        "中国赞",
+        "加油",
+        "求关注",
+    ]
+)
+NEG_EMOTICONS = frozenset(
+    [
+        "泪",
+        "抓狂",
+        "衰",
+        "怒",
+        "哼",
+        "鄙视",
+        "可怜",
+        "伤心",
+        "委屈",
+        "悲伤",
+        "失望",
+        "生病",
+        "怒骂",
+        "晕",
+        "吐",
+        "汗",
+        "弱",
+        "不要",
+        "闭嘴",
+        "打脸",
+        "拜拜",
+        "左哼哼",
+        "右哼哼",
+        "困",
+        "惊恐",
+        "感冒",
+        "淚",
+        "崩溃",
+        "心碎",
+        "呵呵",
+        "怒了",
+        "抓狂了",
+        "泪流满面",
+        "黑线",
+        "哭",
+        "大哭",
+        "囧",
+        "蜡烛",
+        "疑问",
+        "白眼",
+        "允悲",
+        "费解",
+        "傻眼",
+        "吃惊",
+        "裂开",
+        "跪了",
+        "摊手",
+        "伤心欲绝",
+    ]
+)
+
+
+def strip_emoticons(text: str) -> str:
+    """Remove Weibo emoticon codes such as ``[怒]`` (the 'removed' evaluation setting)."""
+    return EMOTICON_RE.sub("", text)
+
+
+def normalize(text: str) -> str:
+    """Canonical form used for features: NFKC (full-width → half-width), lower case, URLs and
+    @mentions collapsed to one placeholder character each, digits mapped to ``0``, no whitespace."""
+    return _normalize_lower(unicodedata.normalize("NFKC", text).lower())
+
+
+def _normalize_lower(t: str) -> str:
+    """normalize() for text that is already NFKC and lower-cased."""
+    t = t.replace(SEP, " ")
+    t = URL_RE.sub(URL_CHAR, t)
+    t = MENTION_RE.sub(MENTION_CHAR, t)
+    t = t.translate(_DIGIT_TABLE)
+    return _WS_RE.sub("", t)
+
+
+def dedup_key(text: str) -> str:
+    """Key used to detect the same text across data sets (whitespace removed)."""
+    return _WS_RE.sub("", text)
+
+
+# --------------------------------------------------------------------------------------------
+# Hashed character n-grams, computed for a whole batch at once.
+
+_P1 = np.uint64(0x9E3779B97F4A7C15)
+_P2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_SALT = (
+    np.uint64(0),
+    np.uint64(0x165667B19E3779F9),
+    np.uint64(0x27D4EB2F165667C5),
+    np.uint64(0x85EBCA77C2B2AE63),
+)
+
+
+def char_ngram_counts(norm_texts: Sequence[str], n_features: int, max_n: int = 3) -> sparse.csr_matrix:
+    """Count matrix (len(texts) × n_features) of hashed character 1..max_n-grams."""
+    n_docs = len(norm_texts)
+    if n_docs == 0:
+        return sparse.csr_matrix((0, n_features), dtype=np.float32)
+    joined = SEP + SEP.join(norm_texts) + SEP
+    cp = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    is_sep = cp == 0
+    doc = np.cumsum(is_sep) - 1  # document index of every position
+    length = cp.shape[0]
+    rows_parts: list[np.ndarray] = []
+    cols_parts: list[np.ndarray] = []
+    mask_bits = np.uint64(n_features - 1)
+    with np.errstate(over="ignore"):
+        h = np.zeros(length, dtype=np.uint64)
+        bad = np.zeros(length, dtype=bool)
+        for n in range(1, max_n + 1):
+            m = length - n + 1
+            if m <= 0:
+                break
+            h = h[:m] * _P1 + cp[n - 1 : n - 1 + m]
+            bad = bad[:m] | is_sep[n - 1 : n - 1 + m]
+            ok = ~bad
+            hv = (h[ok] + _SALT[n - 1]) * _P2
+            hv ^= hv >> np.uint64(29)
+            cols_parts.append((hv & mask_bits).astype(np.int64))
+            rows_parts.append(doc[:m][ok])
+    rows = np.concatenate(rows_parts)
+    cols = np.concatenate(cols_parts)
+    data = np.ones(rows.shape[0], dtype=np.float32)
+    mat = sparse.csr_matrix((data, (rows, cols)), shape=(n_docs, n_features), dtype=np.float32)
+    mat.sum_duplicates()
+    return mat
+
+
+# --------------------------------------------------------------------------------------------
+# Lexicon features (dense block), matched with an Aho-Corasick automaton.
+
+DENSE_NAMES = (
+    "lex_pos",
+    "lex_neg",
+    "lex_pos_negated",
+    "lex_neg_negated",
+    "dlut_le",  # 乐 happy
+    "dlut_hao",  # 好 good / like
+    "dlut_nu",  # 怒 anger
+    "dlut_ai",  # 哀 sad
+    "dlut_ju",  # 惧 fear
+    "dlut_wu",  # 恶 disgust
+    "dlut_jing",  # 惊 surprise
+    "degree",
+    "turn",
+    "emo_pos",
+    "emo_neg",
+    "emo_other",
+    "exclaim",
+    "question",
+    "url",
+    "mention",
+    "length",
+    "digits",
+    "latin",
+    "bias",
+)
+_DLUT_GROUP = {
+    "PA": 4,
+    "PE": 4,
+    "PD": 5,
+    "PH": 5,
+    "PG": 5,
+    "PB": 5,
+    "PK": 5,
+    "NA": 6,
+    "NB": 7,
+    "NJ": 7,
+    "NH": 7,
+    "PF": 7,
+    "NI": 8,
+    "NC": 8,
+    "NG": 8,
+    "NE": 9,
+    "ND": 9,
+    "NN": 9,
+    "NK": 9,
+    "NL": 9,
+    "PC": 10,
+}
+_KIND_NEGATOR = 100
+_KIND_DEGREE = 101
+_KIND_TURN = 102
+
+
+def _read_words(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as f:
+        return [w.strip() for w in f if w.strip() and "." not in w]
+
+
+@dataclass
+class Lexicon:
+    """Sentiment/emotion lexicon built from ``data_dir/lexicons``; missing files are skipped."""
+
+    automaton: ahocorasick.Automaton
+    size: int
+
+    @classmethod
+    def load(cls, data_dir: Path) -> Lexicon:
+        lex = data_dir / "lexicons"
+        entries: dict[str, set[int]] = {}
+
+        def add(word: str, kind: int) -> None:
+            word = unicodedata.normalize("NFKC", word).lower()
+            if len(word) >= 1:
+                entries.setdefault(word, set()).add(kind)
+
+        for name in (
+            "hownet/positive_emotion.txt",
+            "hownet/positive_evaluation.txt",
+            "ntusd/positive.txt",
+            "tsinghua_lijun/positive.txt",
+        ):
+            for w in _read_words(lex / name):
+                if len(w) >= 2:
+                    add(w, 0)
+        for name in (
+            "hownet/negative_emotion.txt",
+            "hownet/negative_evaluation.txt",
+            "ntusd/negative.txt",
+            "tsinghua_lijun/negative.txt",
+        ):
+            for w in _read_words(lex / name):
+                if len(w) >= 2:
+                    add(w, 1)
+        dlut = lex / "dlut_emotion_ontology.csv"
+        if dlut.exists():
+            with dlut.open(encoding="utf-8") as f:
+                for row in csv.DictReader(f):
+                    group = _DLUT_GROUP.get((row.get("emotion_class") or "").strip())
+                    word = (row.get("word") or "").strip()
+                    if group is not None and len(word) >= 2:
+                        add(word, group)
+        for w in _read_words(lex / "negators.txt"):
+            add(w, _KIND_NEGATOR)
+        for w in _read_words(lex / "turn_words.txt"):
+            add(w, _KIND_TURN)
+        deg = lex / "degree_words.csv"
+        if deg.exists():
+            with deg.open(encoding="utf-8") as f:
+                for row in csv.DictReader(f):
+                    w = (row.get("word") or "").strip()
+                    if w:
+                        add(w, _KIND_DEGREE)
+        auto = ahocorasick.Automaton()
+        for word, kinds in entries.items():
+            auto.add_word(word, (len(word), tuple(sorted(kinds))))
+        if entries:
+            auto.make_automaton()
+        return cls(automaton=auto, size=len(entries))
+
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        """Dense features for *texts* (already NFKC/lower-cased, emoticons still present)."""
+        out = np.zeros((len(texts), len(DENSE_NAMES)), dtype=np.float32)
+        auto = self.automaton
+        has_words = self.size > 0
+        for i, t in enumerate(texts):
+            row = out[i]
+            if has_words and t:
+                last_neg = -10
+                for end, (ln, kinds) in auto.iter(t):
+                    start = end - ln + 1
+                    for k in kinds:
+                        if k == _KIND_NEGATOR:
+                            last_neg = end
+                        elif k == _KIND_DEGREE:
+                            row[11] += 1
+                        elif k == _KIND_TURN:
+                            row[12] += 1
+                        elif k <= 1:
+                            negated = 0 <= start - last_neg <= 3
+                            row[k + (2 if negated else 0)] += 1
+                        else:
+                            row[k] += 1
+            for code in EMOTICON_RE.findall(t):
+                inner = code[1:-1]
+                if inner in POS_EMOTICONS:
+                    row[13] += 1
+                elif inner in NEG_EMOTICONS:
+                    row[14] += 1
+                else:
+                    row[15] += 1
+            row[16] = t.count("!") + t.count("！")
+            row[17] = t.count("?") + t.count("？")
+            row[18] = t.count("http")
+            row[19] = t.count("@")
+            row[20] = len(t)
+            row[21] = len(_DIGIT_RE.findall(t))
+            row[22] = len(_LATIN_RE.findall(t))
+        # squash counts
+        np.log1p(out, out=out)
+        out[:, 20] = out[:, 20] / 5.0
+        out[:, 23] = 1.0
+        return out
+
+
+class Featurizer:
+    """Turns raw texts into the shared sparse matrix: hashed char n-grams (counts) + dense block."""
+
+    def __init__(self, lexicon: Lexicon, n_features: int = 2**19, max_n: int = 3) -> None:
+        if n_features & (n_features - 1):
+            raise ValueError("n_features must be a power of two")
+        self.lexicon = lexicon
+        self.n_features = n_features
+        self.max_n = max_n
+
+    @property
+    def n_dense(self) -> int:
+        return len(DENSE_NAMES)
+
+    def transform(self, texts: Sequence[str]) -> tuple[sparse.csr_matrix, np.ndarray]:
+        lower = [unicodedata.normalize("NFKC", t).lower() for t in texts]
+        norm = [_normalize_lower(t) for t in lower]
+        counts = char_ngram_counts(norm, self.n_features, self.max_n)
+        dense = self.lexicon.features(lower)
+        return counts, dense
