@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from scrm.models import Contact, Conversation, ConversationActivity, Message
@@ -127,3 +130,152 @@ def activities(session: Session, workspace_id: int, conversation_id: int) -> Seq
         .scalars()
         .all()
     )
+
+
+# -- agent workspace (web UI): inbox filters, search, counts, dashboard aggregates -------------
+@dataclass(frozen=True)
+class InboxFilter:
+    """What the inbox shows. Empty values mean "any"; `statuses` empty means every status."""
+
+    statuses: tuple[str, ...] = ("open", "pending")
+    assignee_id: int | None = None
+    unassigned: bool = False
+    team_ids: tuple[int, ...] | None = None
+    channel_account_id: int | None = None
+    visibility: str | None = None
+    intent: str | None = None
+    sentiment: str | None = None
+    label: str | None = None
+    priority: str | None = None
+    query: str | None = None
+
+
+def _inbox_where(stmt: Select[Any], workspace_id: int, f: InboxFilter) -> Select[Any]:
+    stmt = stmt.where(Conversation.workspace_id == workspace_id)
+    if f.statuses:
+        stmt = stmt.where(Conversation.status.in_(f.statuses))
+    if f.assignee_id is not None:
+        stmt = stmt.where(Conversation.assignee_id == f.assignee_id)
+    if f.unassigned:
+        stmt = stmt.where(Conversation.assignee_id.is_(None))
+    if f.team_ids is not None:
+        stmt = stmt.where(Conversation.team_id.in_(f.team_ids or (-1,)))
+    if f.channel_account_id is not None:
+        stmt = stmt.where(Conversation.channel_account_id == f.channel_account_id)
+    if f.visibility:
+        stmt = stmt.where(Conversation.visibility == f.visibility)
+    if f.intent:
+        stmt = stmt.where(Conversation.intent == f.intent)
+    if f.sentiment:
+        stmt = stmt.where(Conversation.sentiment == f.sentiment)
+    if f.priority:
+        stmt = stmt.where(Conversation.priority == f.priority)
+    if f.label:
+        # labels is a JSON list; match the label's JSON text so "VIP" does not match "VIP2".
+        stmt = stmt.where(cast(Conversation.labels, String).contains(json.dumps(f.label), autoescape=True))
+    if f.query:
+        # Substring search (works for Chinese without a tokenizer). At scale this wants a
+        # pg_trgm GIN index on message.text, contact.name and conversation.subject.
+        q = f.query
+        in_messages = (
+            select(Message.id)
+            .where(
+                Message.workspace_id == Conversation.workspace_id,
+                Message.conversation_id == Conversation.id,
+                Message.text.contains(q, autoescape=True),
+            )
+            .exists()
+        )
+        in_contact = (
+            select(Contact.id)
+            .where(
+                Contact.workspace_id == Conversation.workspace_id,
+                Contact.id == Conversation.contact_id,
+                or_(
+                    Contact.name.contains(q, autoescape=True),
+                    Contact.phone.contains(q, autoescape=True),
+                    Contact.member_no.contains(q, autoescape=True),
+                ),
+            )
+            .exists()
+        )
+        stmt = stmt.where(or_(Conversation.subject.contains(q, autoescape=True), in_messages, in_contact))
+    return stmt
+
+
+def inbox_page(
+    session: Session,
+    workspace_id: int,
+    f: InboxFilter,
+    *,
+    after: tuple[dt.datetime, int] | None,
+    limit: int,
+) -> Sequence[Conversation]:
+    stmt = _inbox_where(select(Conversation), workspace_id, f)
+    if after is not None:
+        at, cid = after
+        stmt = stmt.where(
+            or_(
+                Conversation.last_message_at < at,
+                and_(Conversation.last_message_at == at, Conversation.id < cid),
+            )
+        )
+    stmt = stmt.order_by(Conversation.last_message_at.desc(), Conversation.id.desc()).limit(limit)
+    return session.execute(stmt).scalars().all()
+
+
+def inbox_count(session: Session, workspace_id: int, f: InboxFilter) -> int:
+    stmt = _inbox_where(select(func.count()).select_from(Conversation), workspace_id, f)
+    return int(session.execute(stmt).scalar_one())
+
+
+def distinct_labels(session: Session, workspace_id: int, limit: int = 500) -> list[str]:
+    """Labels in use on recent conversations (a JSON list column, so gathered in Python)."""
+    rows = session.execute(
+        select(Conversation.labels)
+        .where(Conversation.workspace_id == workspace_id)
+        .order_by(Conversation.last_message_at.desc())
+        .limit(limit)
+    ).scalars()
+    return sorted({label for labels in rows for label in (labels or [])})
+
+
+def open_by_team(session: Session, workspace_id: int) -> list[tuple[int | None, str, int]]:
+    rows = session.execute(
+        select(Conversation.team_id, Conversation.status, func.count())
+        .where(Conversation.workspace_id == workspace_id, Conversation.status != "resolved")
+        .group_by(Conversation.team_id, Conversation.status)
+    ).all()
+    return [(r[0], r[1], int(r[2])) for r in rows]
+
+
+def open_by_assignee(session: Session, workspace_id: int) -> list[tuple[int | None, int]]:
+    rows = session.execute(
+        select(Conversation.assignee_id, func.count())
+        .where(Conversation.workspace_id == workspace_id, Conversation.status != "resolved")
+        .group_by(Conversation.assignee_id)
+    ).all()
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def count_by(
+    session: Session, workspace_id: int, column: str, since: dt.datetime
+) -> list[tuple[str | None, int]]:
+    col = {"intent": Conversation.intent, "sentiment": Conversation.sentiment}[column]
+    rows = session.execute(
+        select(col, func.count())
+        .where(Conversation.workspace_id == workspace_id, Conversation.created_at >= since)
+        .group_by(col)
+    ).all()
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def first_responses(
+    session: Session, workspace_id: int, since: dt.datetime, limit: int = 50_000
+) -> list[tuple[dt.datetime, dt.datetime | None]]:
+    rows = session.execute(
+        select(Conversation.created_at, Conversation.first_response_at)
+        .where(Conversation.workspace_id == workspace_id, Conversation.created_at >= since)
+        .limit(limit)
+    ).all()
+    return [(r[0], r[1]) for r in rows]

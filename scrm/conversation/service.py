@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -343,3 +344,55 @@ def set_status(session: Session, conv: Conversation, status: str, actor_id: int 
     record_activity(session, conv, "status", actor_id, status=status)
     if status == "resolved":
         events.emit(session, conv.workspace_id, "conversation.resolved", {"conversation_id": str(conv.id)})
+
+
+# -- agent workspace (web UI) ----------------------------------------------------------------
+InboxFilter = repository.InboxFilter
+
+
+def inbox_page(
+    session: Session,
+    workspace_id: int,
+    f: repository.InboxFilter,
+    *,
+    after: tuple[dt.datetime, int] | None = None,
+    limit: int = 50,
+) -> list[Conversation]:
+    return list(repository.inbox_page(session, workspace_id, f, after=after, limit=limit))
+
+
+def inbox_count(session: Session, workspace_id: int, f: repository.InboxFilter) -> int:
+    return repository.inbox_count(session, workspace_id, f)
+
+
+def labels_in_use(session: Session, workspace_id: int) -> list[str]:
+    return repository.distinct_labels(session, workspace_id)
+
+
+def last_inbound_message(session: Session, workspace_id: int, conversation_id: int) -> Message | None:
+    return repository.last_inbound(session, workspace_id, conversation_id)
+
+
+@dataclass
+class QueueStats:
+    """What the supervisor dashboard shows: live queue, agents' load, response times, volume."""
+
+    open_by_team: list[tuple[int | None, str, int]]
+    open_by_assignee: list[tuple[int | None, int]]
+    by_intent: list[tuple[str | None, int]]
+    by_sentiment: list[tuple[str | None, int]]
+    first_response_seconds: list[float]
+    unanswered: int
+
+
+def queue_stats(session: Session, workspace_id: int, since: dt.datetime) -> QueueStats:
+    pairs = repository.first_responses(session, workspace_id, since)
+    seconds = [max(0.0, (fr - created).total_seconds()) for created, fr in pairs if fr is not None]
+    return QueueStats(
+        open_by_team=repository.open_by_team(session, workspace_id),
+        open_by_assignee=repository.open_by_assignee(session, workspace_id),
+        by_intent=repository.count_by(session, workspace_id, "intent", since),
+        by_sentiment=repository.count_by(session, workspace_id, "sentiment", since),
+        first_response_seconds=seconds,
+        unanswered=sum(1 for _c, fr in pairs if fr is None),
+    )

@@ -154,3 +154,17 @@ def canned_reply_by_key(session: Session, workspace_id: int, key: str) -> Canned
     return session.execute(
         select(CannedReply).where(CannedReply.workspace_id == workspace_id, CannedReply.key == key)
     ).scalar_one_or_none()
+
+
+def api_tokens(session: Session, workspace_id: int) -> Sequence[ApiToken]:
+    return (
+        session.execute(select(ApiToken).where(ApiToken.workspace_id == workspace_id).order_by(ApiToken.id))
+        .scalars()
+        .all()
+    )
+
+
+def users_by_ids(session: Session, ids: set[int]) -> dict[int, User]:
+    if not ids:
+        return {}
+    return {u.id: u for u in session.execute(select(User).where(User.id.in_(ids))).scalars()}

@@ -422,3 +422,57 @@ def inbound_url(account: ChannelAccount) -> str:
 
 def list_workspaces(session: Session) -> list[Workspace]:
     return list(repository.all_workspaces(session))
+
+
+# -- admin (web UI) --------------------------------------------------------------------------
+def list_api_tokens(session: Session, workspace_id: int) -> list[ApiToken]:
+    return list(repository.api_tokens(session, workspace_id))
+
+
+def users_of_members(session: Session, members: list[Member]) -> dict[int, User]:
+    """Member id → user (for emails in the admin's member list)."""
+    users = repository.users_by_ids(session, {m.user_id for m in members})
+    return {m.id: users[m.user_id] for m in members if m.user_id in users}
+
+
+def set_member_role(
+    session: Session, workspace_id: int, member_id: int, role: str, *, actor_id: int | None = None
+) -> Member:
+    if role not in ROLES:
+        raise Invalid(f"role must be one of {', '.join(ROLES)}", field="role")
+    member = get_member(session, workspace_id, member_id)
+    if member.role != role:
+        audit(
+            session,
+            workspace_id,
+            "member.role_changed",
+            actor_id=actor_id,
+            target_type="member",
+            target_id=member.id,
+            data={"from": member.role, "to": role},
+        )
+        member.role = role
+    return member
+
+
+def forbidden_words(ws: Workspace) -> list[str]:
+    return [str(w) for w in (ws.settings or {}).get("forbidden_words", []) if str(w).strip()]
+
+
+def set_forbidden_words(
+    session: Session, workspace_id: int, words: list[str], *, actor_id: int | None = None
+) -> list[str]:
+    """The publishing rule agents are warned about before sending (G3): one word per entry."""
+    ws = get_workspace_by_id(session, workspace_id)
+    clean = sorted({w.strip()[:50] for w in words if w.strip()})[:500]
+    ws.settings = {**(ws.settings or {}), "forbidden_words": clean}
+    audit(
+        session,
+        workspace_id,
+        "policy.forbidden_words",
+        actor_id=actor_id,
+        target_type="workspace",
+        target_id=workspace_id,
+        data={"count": len(clean)},
+    )
+    return clean
