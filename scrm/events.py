@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from scrm import live
+from scrm import live, metrics
 from scrm.db import after_commit
 
 _LISTENERS: dict[str, list[str]] = defaultdict(list)
@@ -32,6 +32,11 @@ EVENTS = frozenset(
         "contact.unsubscribed",
         "contact.scanned",
         "contact.menu_clicked",
+        # routing, SLA and casework (scrm.automation, scrm.sla, scrm.casework)
+        "conversation.labeled",
+        "sla.warning",
+        "sla.breached",
+        "task.created",
     }
 )
 
@@ -51,3 +56,4 @@ def emit(session: Session, workspace_id: int, event: str, data: dict[str, Any]) 
     for job_kind in _LISTENERS.get(event, ()):
         enqueue(session, workspace_id, job_kind, {"event": event, **data})
     after_commit(session, lambda: live.publish(workspace_id, event, data))
+    after_commit(session, lambda: metrics.count_event(event))

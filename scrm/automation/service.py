@@ -1,0 +1,427 @@
+"""Rules: saving (validated, never broken at run time), evaluating, firing with an audit trail."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from scrm.automation import engine
+from scrm.automation.actions import ActionContext, ActionSkipped, run_action
+from scrm.conversation import service as conversation_service
+from scrm.errors import Conflict, Invalid, NotFound
+from scrm.governance.service import audit
+from scrm.kit.ids import new_id
+from scrm.kit.time import utcnow
+from scrm.models import AutomationRule, ChannelAccount, Contact, Conversation, Member, RuleFiring, Team
+from scrm.sla import service as sla
+from scrm.workspace import service as workspace
+
+log = logging.getLogger(__name__)
+
+MAX_RULES = 1000
+MAX_DEPTH = 3  # rule → label → rule → ... chains stop here (besides the save-time cycle check)
+
+
+# -- saving --------------------------------------------------------------------------------------
+def _spec(row: AutomationRule) -> engine.RuleSpec:
+    return engine.RuleSpec(row.id, row.name, row.event, row.position, row.stop, row.conditions, row.actions)
+
+
+def list_rules(session: Session, workspace_id: int) -> list[AutomationRule]:
+    return list(
+        session.execute(
+            select(AutomationRule)
+            .where(AutomationRule.workspace_id == workspace_id)
+            .order_by(AutomationRule.event, AutomationRule.position, AutomationRule.id)
+        ).scalars()
+    )
+
+
+def get_rule(session: Session, workspace_id: int, rule_id: int) -> AutomationRule:
+    row = session.get(AutomationRule, (workspace_id, rule_id))
+    if row is None:
+        raise NotFound("no such rule")
+    return row
+
+
+def _check_references(session: Session, workspace_id: int, actions: list[dict[str, Any]]) -> None:
+    teams = set(session.execute(select(Team.key).where(Team.workspace_id == workspace_id)).scalars())
+    canned = {c.key for c in workspace.list_canned_replies(session, workspace_id)}
+    for i, a in enumerate(actions):
+        where = f"actions[{i}]"
+        if a.get("team") and a["team"] not in teams:
+            raise Invalid(f"{where}: no team {a['team']!r} in this workspace", field=where)
+        if a.get("canned") and a["canned"] not in canned:
+            raise Invalid(f"{where}: no canned reply {a['canned']!r}", field=where)
+        if a["type"] == "assign" and a.get("member"):
+            try:
+                member_id = int(a["member"])
+            except ValueError:
+                raise Invalid(f"{where}: member must be a member id", field=where) from None
+            if session.get(Member, (workspace_id, member_id)) is None:
+                raise Invalid(f"{where}: no such member", field=where)
+
+
+def validate(
+    session: Session,
+    workspace_id: int,
+    *,
+    rule_id: int | None,
+    name: str,
+    event: str,
+    conditions: Any,
+    actions: Any,
+    position: int = 100,
+    stop: bool = False,
+    enabled: bool = True,
+) -> None:
+    """Raise Invalid (422) with the reason: unknown field, bad regex, bad action, a cycle..."""
+    try:
+        engine.validate_rule(event, conditions, actions)
+    except engine.RuleError as exc:
+        raise Invalid(str(exc), field=exc.where or None) from None
+    _check_references(session, workspace_id, actions)
+    if enabled:
+        others = [_spec(r) for r in list_rules(session, workspace_id) if r.enabled and r.id != rule_id]
+        candidate = engine.RuleSpec(rule_id or -1, name, event, position, stop, conditions, actions)
+        cycle = engine.find_cycle([*others, candidate])
+        if cycle:
+            raise Invalid("rules would trigger each other forever: " + " → ".join(cycle), field="actions")
+
+
+def save_rule(
+    session: Session,
+    workspace_id: int,
+    data: dict[str, Any],
+    *,
+    rule_id: int | None = None,
+    actor_id: int | None = None,
+) -> AutomationRule:
+    name = str(data.get("name") or "").strip()
+    if not name:
+        raise Invalid("name is required", field="name")
+    row = get_rule(session, workspace_id, rule_id) if rule_id else None
+    merged = {
+        "event": data.get("event", row.event if row else None),
+        "conditions": data.get("conditions", row.conditions if row else {}),
+        "actions": data.get("actions", row.actions if row else []),
+        "position": data.get("position", row.position if row else 100),
+        "stop": data.get("stop", row.stop if row else False),
+        "enabled": data.get("enabled", row.enabled if row else True),
+    }
+    validate(session, workspace_id, rule_id=rule_id, name=name, **merged)
+    if row is None:
+        if (
+            int(
+                session.execute(
+                    select(func.count()).where(AutomationRule.workspace_id == workspace_id)
+                ).scalar_one()
+            )
+            >= MAX_RULES
+        ):
+            raise Invalid(f"at most {MAX_RULES} rules per workspace")
+        row = AutomationRule(workspace_id=workspace_id, name=name)
+        session.add(row)
+    row.name = name
+    row.description = str(data.get("description", row.description or ""))[:2000]
+    for key, value in merged.items():
+        setattr(row, key, value)
+    row.updated_at = utcnow()
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"a rule named {name!r} exists") from None
+    audit(
+        session,
+        workspace_id,
+        "rule.saved",
+        actor_id=actor_id,
+        target_type="automation_rule",
+        target_id=row.id,
+        data={"name": name},
+    )
+    return row
+
+
+def delete_rule(session: Session, workspace_id: int, rule_id: int, actor_id: int | None = None) -> None:
+    row = get_rule(session, workspace_id, rule_id)
+    session.delete(row)
+    audit(
+        session,
+        workspace_id,
+        "rule.deleted",
+        actor_id=actor_id,
+        target_type="automation_rule",
+        target_id=rule_id,
+        data={"name": row.name},
+    )
+
+
+def firings(
+    session: Session,
+    workspace_id: int,
+    *,
+    rule_id: int | None = None,
+    conversation_id: int | None = None,
+    status: str | None = None,
+    limit: int = 100,
+) -> list[RuleFiring]:
+    stmt = select(RuleFiring).where(RuleFiring.workspace_id == workspace_id)
+    if rule_id is not None:
+        stmt = stmt.where(RuleFiring.rule_id == rule_id)
+    if conversation_id is not None:
+        stmt = stmt.where(RuleFiring.conversation_id == conversation_id)
+    if status:
+        stmt = stmt.where(RuleFiring.status == status)
+    return list(session.execute(stmt.order_by(RuleFiring.id.desc()).limit(limit)).scalars())
+
+
+# -- the compiled rule set, cached per workspace and version ---------------------------------------
+_CACHE: dict[int, tuple[tuple[Any, ...], engine.RuleSet]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def ruleset(session: Session, workspace_id: int) -> engine.RuleSet:
+    version = tuple(
+        session.execute(
+            select(
+                func.count(), func.max(AutomationRule.updated_at), func.sum(AutomationRule.id % 1000003)
+            ).where(AutomationRule.workspace_id == workspace_id, AutomationRule.enabled.is_(True))
+        ).one()
+    )
+    with _CACHE_LOCK:
+        hit = _CACHE.get(workspace_id)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+    rules = [
+        _spec(r)
+        for r in session.execute(
+            select(AutomationRule).where(
+                AutomationRule.workspace_id == workspace_id, AutomationRule.enabled.is_(True)
+            )
+        ).scalars()
+    ]
+    compiled = engine.RuleSet(rules)
+    with _CACHE_LOCK:
+        _CACHE[workspace_id] = (version, compiled)
+    return compiled
+
+
+# -- subjects ------------------------------------------------------------------------------------
+@dataclass
+class Trigger:
+    """Everything one evaluation needs, from the pipeline or from a domain event."""
+
+    workspace_id: int
+    event: str
+    key: str  # unique per trigger: a rule fires at most once per key
+    conversation: Conversation | None
+    contact: Contact | None
+    account: ChannelAccount | None
+    text: str = ""
+    recipient: str | None = None
+    facts: dict[str, Any] | None = None
+    extra: dict[str, Any] | None = None
+    depth: int = 0
+
+
+def subject_for(session: Session, trig: Trigger) -> engine.Subject:
+    conv, contact, account = trig.conversation, trig.contact, trig.account
+    facts = trig.facts or {}
+    triage = dict(facts.get("triage") or {})
+    values: dict[str, Any] = {**(trig.extra or {})}
+    if account is not None:
+        values["channel"] = account.kind
+        values["channel_account"] = str(account.id)
+    if conv is not None:
+        values.update(
+            visibility=conv.visibility,
+            labels=list(conv.labels or []),
+            priority=conv.priority,
+            status=conv.status,
+            assigned=conv.assignee_id is not None,
+        )
+        triage.setdefault("intent", conv.intent)
+        triage.setdefault("sentiment", conv.sentiment)
+        if conv.team_id:
+            team = session.get(Team, (conv.workspace_id, conv.team_id))
+            values["team"] = team.key if team else None
+    values.update(
+        intent=triage.get("intent"),
+        sentiment=triage.get("sentiment"),
+        emotion=triage.get("emotion"),
+        urgency=triage.get("urgency"),
+        is_spam=bool(triage.get("is_spam")),
+        triaged=bool(facts.get("triage")),
+        entities=[str(e.get("type")) for e in triage.get("entities") or [] if isinstance(e, dict)],
+    )
+    if contact is not None:
+        attrs = contact.attributes or {}
+        values.update(
+            {
+                "contact.tier": attrs.get("tier"),
+                "contact.vip": _vip(contact),
+                "contact.followers": contact.followers,
+                "contact.tags": list(contact.tags or []),
+                "contact.city": contact.city,
+            }
+        )
+        for k, v in attrs.items():
+            values[engine.ATTR_PREFIX + str(k)] = v
+    team_id = conv.team_id if conv is not None else None
+    return engine.Subject(
+        event=trig.event,
+        text=trig.text,
+        values=values,
+        business_hours=lambda: sla.in_business_hours(session, trig.workspace_id, team_id),
+    )
+
+
+def _vip(contact: Contact) -> bool:
+    from scrm.conversation.assignment import is_vip
+
+    return is_vip(contact)
+
+
+# -- firing --------------------------------------------------------------------------------------
+def _claim_firing(session: Session, trig: Trigger, rule: engine.RuleSpec) -> int | None:
+    """Insert the audit row first: a retried job never fires a rule twice for one trigger."""
+    values = {
+        "workspace_id": trig.workspace_id,
+        "id": new_id(),
+        "rule_id": rule.id,
+        "trigger_key": trig.key[:200],
+        "event": trig.event,
+        "conversation_id": trig.conversation.id if trig.conversation else None,
+        "status": "fired",
+        "actions": [],
+        "created_at": utcnow(),
+    }
+    ins = (
+        pg_insert(RuleFiring)
+        if session.get_bind().dialect.name == "postgresql"
+        else sqlite_insert(RuleFiring)
+    )
+    return session.execute(
+        ins.values(**values).on_conflict_do_nothing().returning(RuleFiring.id)
+    ).scalar_one_or_none()
+
+
+def run(session: Session, trig: Trigger) -> list[RuleFiring]:
+    """Evaluate the workspace's rules for a trigger and apply the actions of those that fire.
+    A failing rule is logged, recorded for admins and skipped; the others still run."""
+    if trig.depth > MAX_DEPTH:
+        log.warning("rule chain deeper than %s stopped (%s)", MAX_DEPTH, trig.key)
+        if trig.conversation is not None:
+            conversation_service.record_activity(
+                session, trig.conversation, "rule_loop_stopped", None, event=trig.event
+            )
+        return []
+    rs = ruleset(session, trig.workspace_id)
+    if not rs.by_event.get(trig.event):
+        return []
+    fired = rs.evaluate(subject_for(session, trig))
+    out: list[RuleFiring] = []
+    for spec in fired:
+        firing_id = _claim_firing(session, trig, spec)
+        if firing_id is None:
+            continue  # already fired for this trigger
+        firing = session.get(RuleFiring, (trig.workspace_id, firing_id))
+        assert firing is not None
+        actx = ActionContext(
+            session=session,
+            workspace_id=trig.workspace_id,
+            event=trig.event,
+            trigger_key=trig.key,
+            rule_id=spec.id,
+            rule_name=spec.name,
+            conversation=trig.conversation,
+            contact=trig.contact,
+            account=trig.account,
+            recipient=trig.recipient,
+            facts=trig.facts if trig.facts is not None else {},
+            depth=trig.depth,
+        )
+        results: list[dict[str, Any]] = []
+        try:
+            with session.begin_nested():
+                for action in spec.actions:
+                    try:
+                        results.append({"type": action["type"], **run_action(actx, action)})
+                    except ActionSkipped as skip:
+                        results.append({"type": action["type"], "skipped": str(skip)})
+        except Exception as exc:
+            log.exception("rule %s failed", spec.name)
+            firing.status = "failed"
+            firing.error = f"{type(exc).__name__}: {exc}"[:2000]
+            rule = session.get(AutomationRule, (trig.workspace_id, spec.id))
+            if rule is not None:
+                rule.failure_count += 1
+                rule.last_error = firing.error
+                rule.last_error_at = utcnow()
+            if trig.conversation is not None:
+                conversation_service.record_activity(
+                    session, trig.conversation, "rule_failed", None, rule=spec.name, error=firing.error[:300]
+                )
+        else:
+            firing.actions = results
+            if trig.conversation is not None:
+                conversation_service.record_activity(
+                    session,
+                    trig.conversation,
+                    "rule_fired",
+                    None,
+                    rule=spec.name,
+                    rule_id=str(spec.id),
+                    actions=[r["type"] for r in results],
+                )
+        out.append(firing)
+    return out
+
+
+def dry_run(session: Session, workspace_id: int, sample: dict[str, Any]) -> list[dict[str, Any]]:
+    """Which rules would fire for a sample message, with their actions; changes nothing."""
+    event = sample.get("event") or "message.received"
+    if event not in engine.RULE_EVENTS:
+        raise Invalid(f"unknown event {event!r}", field="event")
+    triage = sample.get("triage")
+    values: dict[str, Any] = {
+        k: sample[k]
+        for k in ("channel", "visibility", "scene", "menu_key", "priority", "status", "labels", "team")
+        if sample.get(k) is not None
+    }
+    for k, v in (sample.get("contact") or {}).items():
+        values[k if k.startswith("contact.") else f"contact.{k}"] = v
+    triage = triage or {}
+    values.update(
+        intent=triage.get("intent"),
+        sentiment=triage.get("sentiment"),
+        emotion=triage.get("emotion"),
+        urgency=triage.get("urgency"),
+        is_spam=bool(triage.get("is_spam")),
+        triaged=bool(triage),
+        entities=[str(e.get("type")) for e in triage.get("entities") or [] if isinstance(e, dict)],
+    )
+    bh = sample.get("business_hours")
+    subject = engine.Subject(
+        event=event,
+        text=str(sample.get("text") or ""),
+        values=values,
+        business_hours=(lambda: bool(bh))
+        if bh is not None
+        else (lambda: sla.in_business_hours(session, workspace_id, None)),
+    )
+    fired = ruleset(session, workspace_id).evaluate(subject)
+    return [
+        {"rule_id": str(r.id), "name": r.name, "position": r.position, "stop": r.stop, "actions": r.actions}
+        for r in fired
+    ]

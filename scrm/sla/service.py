@@ -1,0 +1,497 @@
+"""SLA: policies, business calendars, timers on conversations, warnings, breaches, escalation.
+
+Timers are rows (SlaTimer) whose checks are due-time jobs (`sla.check`, run_at = warning or
+due time, idempotency key per timer and time): nothing lives in memory, a restarted worker
+picks them up. A breach or a warning is an SlaEvent with a unique (timer, kind) key, so it is
+recorded exactly once whatever the number of workers. A human first response is
+`conversation.first_response_at` (send_reply with sender_type="agent"); bot replies do not
+count. While the conversation waits on the fan (status pending) its timers are paused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from scrm import events
+from scrm.conversation import service as conversation_service
+from scrm.errors import Invalid, NotFound
+from scrm.kit.ids import new_id
+from scrm.kit.time import as_utc, utcnow
+from scrm.models import Conversation, Message, SlaCalendar, SlaEvent, SlaPolicy, SlaTimer, Workspace
+from scrm.sla.calendar import ALWAYS, BusinessCalendar, CalendarError, check_timezone
+from scrm.worker.service import enqueue
+
+log = logging.getLogger(__name__)
+
+METRICS = ("first_response", "next_response", "resolution")
+PRIORITY_UP = {"low": "normal", "normal": "high", "high": "urgent", "urgent": "urgent"}
+ESCALATIONS = ("notify_supervisor", "raise_priority", "reassign")
+
+
+@dataclass(frozen=True)
+class Targets:
+    policy_id: int | None
+    first_response: int  # seconds
+    next_response: int | None
+    resolution: int | None
+    warn_before: int
+    escalation: tuple[dict[str, Any], ...]
+
+
+DEFAULT_TARGETS = Targets(None, 10 * 60, 30 * 60, 24 * 3600, 2 * 60, ({"type": "notify_supervisor"},))
+
+
+# -- configuration -------------------------------------------------------------------------------
+def _policy_targets(p: SlaPolicy) -> Targets:
+    return Targets(
+        p.id,
+        p.first_response_minutes * 60,
+        p.next_response_minutes * 60 if p.next_response_minutes else None,
+        p.resolution_minutes * 60 if p.resolution_minutes else None,
+        p.warn_before_minutes * 60,
+        tuple(p.escalation or ()),
+    )
+
+
+def targets_for(session: Session, workspace_id: int, team_id: int | None, priority: str) -> Targets:
+    """Most specific policy: team+priority, team, priority, workspace; else the default."""
+    policies = (
+        session.execute(select(SlaPolicy).where(SlaPolicy.workspace_id == workspace_id)).scalars().all()
+    )
+    best: tuple[int, SlaPolicy] | None = None
+    for p in policies:
+        if p.team_id is not None and p.team_id != team_id:
+            continue
+        if p.priority is not None and p.priority != priority:
+            continue
+        score = (2 if p.team_id is not None else 0) + (1 if p.priority is not None else 0)
+        if best is None or score > best[0]:
+            best = (score, p)
+    return _policy_targets(best[1]) if best else DEFAULT_TARGETS
+
+
+def validate_policy(data: dict[str, Any]) -> None:
+    for key in ("first_response_minutes", "next_response_minutes", "resolution_minutes"):
+        v = data.get(key)
+        if v is not None and not (isinstance(v, int) and 1 <= v <= 60 * 24 * 90):
+            raise Invalid(f"{key} must be between 1 and 129600 minutes", field=key)
+    if data.get("first_response_minutes") is None:
+        raise Invalid("first_response_minutes is required", field="first_response_minutes")
+    warn = data.get("warn_before_minutes", 2)
+    if not (isinstance(warn, int) and 0 <= warn < data["first_response_minutes"]):
+        raise Invalid("warn_before_minutes must be below first_response_minutes", field="warn_before_minutes")
+    if data.get("priority") not in (None, "low", "normal", "high", "urgent"):
+        raise Invalid("priority must be low, normal, high or urgent", field="priority")
+    for i, action in enumerate(data.get("escalation") or []):
+        if not isinstance(action, dict) or action.get("type") not in ESCALATIONS or set(action) - {"type"}:
+            raise Invalid(f"escalation[{i}] must be one of {', '.join(ESCALATIONS)}", field="escalation")
+
+
+def upsert_policy(session: Session, workspace_id: int, name: str, data: dict[str, Any]) -> SlaPolicy:
+    validate_policy(data)
+    row = session.execute(
+        select(SlaPolicy).where(SlaPolicy.workspace_id == workspace_id, SlaPolicy.name == name)
+    ).scalar_one_or_none()
+    if row is None:
+        row = SlaPolicy(workspace_id=workspace_id, name=name)
+        session.add(row)
+    for key in (
+        "team_id",
+        "priority",
+        "first_response_minutes",
+        "next_response_minutes",
+        "resolution_minutes",
+        "warn_before_minutes",
+        "escalation",
+    ):
+        if key in data:
+            setattr(row, key, data[key])
+    if row.escalation is None:
+        row.escalation = []
+    session.flush()
+    return row
+
+
+def list_policies(session: Session, workspace_id: int) -> list[SlaPolicy]:
+    return list(session.execute(select(SlaPolicy).where(SlaPolicy.workspace_id == workspace_id)).scalars())
+
+
+def delete_policy(session: Session, workspace_id: int, policy_id: int) -> None:
+    row = session.get(SlaPolicy, (workspace_id, policy_id))
+    if row is None:
+        raise NotFound("no such policy")
+    session.delete(row)
+
+
+def set_calendar(
+    session: Session,
+    workspace_id: int,
+    team_id: int | None,
+    *,
+    timezone: str,
+    hours: dict[str, Any],
+    cn_holidays: bool = True,
+) -> SlaCalendar:
+    try:
+        BusinessCalendar.from_config(timezone, hours, cn_holidays)
+    except CalendarError as exc:
+        raise Invalid(str(exc), field="hours") from None
+    key = str(team_id) if team_id else ""
+    row = session.execute(
+        select(SlaCalendar).where(SlaCalendar.workspace_id == workspace_id, SlaCalendar.team_key == key)
+    ).scalar_one_or_none()
+    if row is None:
+        row = SlaCalendar(workspace_id=workspace_id, team_id=team_id, team_key=key)
+        session.add(row)
+    row.timezone, row.hours, row.cn_holidays = timezone, hours, cn_holidays
+    session.flush()
+    _CAL_CACHE.clear()
+    return row
+
+
+def list_calendars(session: Session, workspace_id: int) -> list[SlaCalendar]:
+    return list(
+        session.execute(select(SlaCalendar).where(SlaCalendar.workspace_id == workspace_id)).scalars()
+    )
+
+
+_CAL_CACHE: dict[tuple[int, str, str], BusinessCalendar] = {}
+
+
+def calendar_for(session: Session, workspace_id: int, team_id: int | None) -> BusinessCalendar:
+    """The team's business hours, else the workspace's, else round the clock."""
+    rows = {
+        r.team_key: r
+        for r in session.execute(
+            select(SlaCalendar).where(
+                SlaCalendar.workspace_id == workspace_id,
+                SlaCalendar.team_key.in_(["", str(team_id) if team_id else ""]),
+            )
+        ).scalars()
+    }
+    row = rows.get(str(team_id) if team_id else "") or rows.get("")
+    if row is None:
+        ws = session.get(Workspace, workspace_id)
+        tz = ws.timezone if ws else "Asia/Shanghai"
+        return ALWAYS if tz == "Asia/Shanghai" else BusinessCalendar(check_timezone(tz), ALWAYS.hours, False)
+    key = (workspace_id, row.team_key, f"{row.timezone}|{row.hours}|{row.cn_holidays}")
+    cal = _CAL_CACHE.get(key)
+    if cal is None:
+        cal = BusinessCalendar.from_config(row.timezone, row.hours, row.cn_holidays)
+        _CAL_CACHE[key] = cal
+    return cal
+
+
+def in_business_hours(
+    session: Session, workspace_id: int, team_id: int | None, at: dt.datetime | None = None
+) -> bool:
+    return calendar_for(session, workspace_id, team_id).is_open(at or utcnow())
+
+
+# -- timers --------------------------------------------------------------------------------------
+def _timers(session: Session, conv: Conversation) -> list[SlaTimer]:
+    return list(
+        session.execute(
+            select(SlaTimer)
+            .where(SlaTimer.workspace_id == conv.workspace_id, SlaTimer.conversation_id == conv.id)
+            .order_by(SlaTimer.id)
+        ).scalars()
+    )
+
+
+def _schedule(session: Session, timer: SlaTimer) -> None:
+    for at, what in ((timer.warn_at, "warn"), (timer.due_at, "due")):
+        if at is None:
+            continue
+        enqueue(
+            session,
+            timer.workspace_id,
+            "sla.check",
+            {"timer_id": timer.id},
+            idempotency_key=f"sla:{timer.id}:{what}:{int(at.timestamp())}",
+            run_at=at,
+        )
+
+
+def _start(
+    session: Session,
+    conv: Conversation,
+    metric: str,
+    seconds: int,
+    warn: int,
+    cal: BusinessCalendar,
+    targets: Targets,
+    now: dt.datetime,
+    cycle: int = 0,
+) -> SlaTimer:
+    due = cal.add(now, seconds)
+    timer = SlaTimer(
+        workspace_id=conv.workspace_id,
+        conversation_id=conv.id,
+        policy_id=targets.policy_id,
+        metric=metric,
+        cycle=cycle,
+        status="running",
+        started_at=now,
+        due_at=due,
+        warn_at=cal.add(now, seconds - warn) if 0 < warn < seconds else None,
+        target_seconds=seconds,
+    )
+    session.add(timer)
+    session.flush()
+    _schedule(session, timer)
+    return timer
+
+
+def _last_agent_reply(session: Session, conv: Conversation) -> dt.datetime | None:
+    return session.execute(
+        select(func.max(Message.created_at)).where(
+            Message.workspace_id == conv.workspace_id,
+            Message.conversation_id == conv.id,
+            Message.direction == "out",
+            Message.sender_type == "agent",
+        )
+    ).scalar_one_or_none()
+
+
+def on_inbound(
+    session: Session, conv: Conversation, *, created: bool, now: dt.datetime | None = None
+) -> None:
+    """A fan's message arrived: start, resume or open a next-response clock."""
+    now = now or utcnow()
+    if conv.status == "resolved":
+        return
+    timers = _timers(session, conv)
+    targets = targets_for(session, conv.workspace_id, conv.team_id, conv.priority)
+    cal = calendar_for(session, conv.workspace_id, conv.team_id)
+    if created or not timers:
+        _start(
+            session, conv, "first_response", targets.first_response, targets.warn_before, cal, targets, now
+        )
+        if targets.resolution:
+            _start(session, conv, "resolution", targets.resolution, 0, cal, targets, now)
+        return
+    sync(session, conv, now=now)
+    if conv.first_response_at is None or not targets.next_response:
+        return
+    waiting = [t for t in timers if t.metric == "next_response" and t.status in ("running", "paused")]
+    if waiting:
+        return
+    last_reply = _last_agent_reply(session, conv)
+    if last_reply is None or as_utc(last_reply) > now:
+        return
+    cycle = max([t.cycle for t in timers if t.metric == "next_response"], default=0) + 1
+    _start(
+        session, conv, "next_response", targets.next_response, targets.warn_before, cal, targets, now, cycle
+    )
+
+
+def sync(session: Session, conv: Conversation, *, now: dt.datetime | None = None) -> None:
+    """Bring the conversation's timers in line with its state (met, paused, resumed)."""
+    now = now or utcnow()
+    timers = _timers(session, conv)
+    if not timers:
+        return
+    cal: BusinessCalendar | None = None
+    last_reply: dt.datetime | None = None
+    for t in timers:
+        if t.status == "met":
+            continue
+        if t.metric == "first_response" and conv.first_response_at is not None:
+            _met(session, conv, t, as_utc(conv.first_response_at))
+            continue
+        if t.metric == "next_response":
+            last_reply = last_reply or _last_agent_reply(session, conv)
+            if last_reply is not None and as_utc(last_reply) >= t.started_at:
+                _met(session, conv, t, as_utc(last_reply))
+                continue
+        if conv.status == "resolved":
+            _met(session, conv, t, as_utc(conv.resolved_at or now))
+            continue
+        cal = cal or calendar_for(session, conv.workspace_id, conv.team_id)
+        if conv.status == "pending" and t.status == "running":
+            t.status = "paused"
+            t.remaining_seconds = int(cal.between(now, t.due_at))
+        elif conv.status == "open" and t.status == "paused":
+            remaining = t.remaining_seconds or 0
+            t.status = "running"
+            t.due_at = cal.add(now, remaining)
+            # Resumed clocks warn two minutes before the new due time (if there is room).
+            t.warn_at = None if t.warn_at is None or remaining <= 120 else cal.add(now, remaining - 120)
+            t.remaining_seconds = None
+            _schedule(session, t)
+
+
+def _met(session: Session, conv: Conversation, t: SlaTimer, at: dt.datetime) -> None:
+    # Kept on the timer, not the timeline: the timeline shows breaches and warnings only.
+    t.status = "met"
+    t.met_at = at
+
+
+def _record_event(session: Session, t: SlaTimer, kind: str, now: dt.datetime) -> bool:
+    """Insert the warning/breach once; True only for the caller that inserted it."""
+    values = {
+        "workspace_id": t.workspace_id,
+        "id": new_id(),
+        "timer_id": t.id,
+        "conversation_id": t.conversation_id,
+        "kind": kind,
+        "metric": t.metric,
+        "due_at": t.due_at,
+        "occurred_at": now,
+        "created_at": now,
+    }
+    ins = pg_insert(SlaEvent) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(SlaEvent)
+    stmt = ins.values(**values).on_conflict_do_nothing().returning(SlaEvent.id)
+    return session.execute(stmt).scalar_one_or_none() is not None
+
+
+def check(session: Session, workspace_id: int, timer_id: int, now: dt.datetime | None = None) -> str | None:
+    """Run by the due-time job: record a warning or a breach if it is due; returns which."""
+    now = now or utcnow()
+    t = session.get(SlaTimer, (workspace_id, timer_id))
+    if t is None:
+        return None
+    conv = session.get(Conversation, (workspace_id, t.conversation_id))
+    if conv is None:
+        return None
+    sync(session, conv, now=now)
+    if t.status != "running":
+        return None
+    if now >= t.due_at:
+        if not _record_event(session, t, "breach", now):
+            return None
+        t.breached_at = t.due_at
+        data = {
+            "conversation_id": str(conv.id),
+            "timer_id": str(t.id),
+            "metric": t.metric,
+            "key": f"sla:{t.id}:breach",
+        }
+        conversation_service.record_activity(
+            session, conv, "sla_breached", None, metric=t.metric, due_at=t.due_at.isoformat()
+        )
+        targets = targets_for(session, workspace_id, conv.team_id, conv.priority)
+        escalate(session, conv, targets.escalation, reason=f"sla {t.metric} breached")
+        events.emit(session, workspace_id, "sla.breached", data)
+        return "breach"
+    if t.warn_at is not None and now >= t.warn_at:
+        if not _record_event(session, t, "warning", now):
+            return None
+        conversation_service.record_activity(
+            session, conv, "sla_warning", None, metric=t.metric, due_at=t.due_at.isoformat()
+        )
+        events.emit(
+            session,
+            workspace_id,
+            "sla.warning",
+            {
+                "conversation_id": str(conv.id),
+                "timer_id": str(t.id),
+                "metric": t.metric,
+                "key": f"sla:{t.id}:warning",
+            },
+        )
+        return "warning"
+    return None
+
+
+def escalate(
+    session: Session,
+    conv: Conversation,
+    actions: tuple[dict[str, Any], ...] | list[dict[str, Any]],
+    *,
+    reason: str,
+) -> None:
+    for action in actions:
+        kind = action.get("type")
+        if kind == "raise_priority":
+            new = PRIORITY_UP.get(conv.priority, "high")
+            if new != conv.priority:
+                conv.priority = new
+                conversation_service.record_activity(
+                    session, conv, "priority", None, priority=new, reason=reason
+                )
+        elif kind == "reassign":
+            from scrm.conversation import assignment
+
+            assignment.reassign(session, conv, reason="sla_escalation")
+        elif kind == "notify_supervisor":
+            notify_supervisors(session, conv, reason)
+
+
+def notify_supervisors(session: Session, conv: Conversation, reason: str) -> None:
+    """Timeline entry plus, when the workspace has an escalation webhook, a notice to it."""
+    conversation_service.record_activity(session, conv, "escalated", None, reason=reason)
+    ws = session.get(Workspace, conv.workspace_id)
+    url = str((ws.settings or {}).get("escalation_webhook_url") or "") if ws else ""
+    if url:
+        enqueue(
+            session,
+            conv.workspace_id,
+            "automation.notify",
+            {"url": url, "body": {"event": "escalation", "conversation_id": str(conv.id), "reason": reason}},
+            idempotency_key=f"escalate:{conv.id}:{reason}"[:200],
+        )
+
+
+# -- reports -------------------------------------------------------------------------------------
+def timers_of(session: Session, workspace_id: int, conversation_id: int) -> list[SlaTimer]:
+    return list(
+        session.execute(
+            select(SlaTimer)
+            .where(SlaTimer.workspace_id == workspace_id, SlaTimer.conversation_id == conversation_id)
+            .order_by(SlaTimer.id)
+        ).scalars()
+    )
+
+
+def breaches(session: Session, workspace_id: int, limit: int = 100) -> list[SlaEvent]:
+    return list(
+        session.execute(
+            select(SlaEvent)
+            .where(SlaEvent.workspace_id == workspace_id, SlaEvent.kind == "breach")
+            .order_by(SlaEvent.id.desc())
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def report(session: Session, workspace_id: int, since: dt.datetime, until: dt.datetime) -> dict[str, Any]:
+    rows = (
+        session.execute(
+            select(SlaTimer).where(
+                SlaTimer.workspace_id == workspace_id,
+                SlaTimer.started_at >= since,
+                SlaTimer.started_at < until,
+            )
+        )
+        .scalars()
+        .all()
+    )
+    out: dict[str, Any] = {}
+    now = utcnow()
+    for metric in METRICS:
+        ts = [t for t in rows if t.metric == metric]
+        met_in_time = sum(1 for t in ts if t.met_at is not None and t.met_at <= t.due_at)
+        breached = sum(
+            1
+            for t in ts
+            if t.breached_at is not None or (t.met_at is None and t.due_at < now and t.status == "running")
+        )
+        out[metric] = {
+            "total": len(ts),
+            "met_in_time": met_in_time,
+            "breached": breached,
+            "open": sum(1 for t in ts if t.status in ("running", "paused")),
+            "share_in_time": round(met_in_time / len(ts), 4) if ts else None,
+        }
+    return out

@@ -1,0 +1,38 @@
+"""SLA in the pipeline (step 300), its due-time checks and its listener."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scrm import events
+from scrm.models import Conversation
+from scrm.pipeline import PipelineContext, register_step
+from scrm.sla import service
+from scrm.worker.registry import job
+from scrm.worker.runner import JobContext
+
+
+@register_step(300, "sla")
+def sla_step(ctx: PipelineContext) -> None:
+    if ctx.conversation is None or ctx.message is None:
+        return
+    service.on_inbound(ctx.session, ctx.conversation, created=ctx.conversation_created)
+
+
+@job("sla.check", max_attempts=10)
+def check(ctx: JobContext, payload: dict[str, Any]) -> None:
+    service.check(ctx.session, ctx.workspace_id, int(payload["timer_id"]))
+
+
+@job("sla.sync", max_attempts=5)
+def sync(ctx: JobContext, payload: dict[str, Any]) -> None:
+    conv_id = payload.get("conversation_id")
+    if not conv_id:
+        return
+    conv = ctx.session.get(Conversation, (ctx.workspace_id, int(conv_id)))
+    if conv is not None:
+        service.sync(ctx.session, conv)
+
+
+for _event in ("conversation.updated", "conversation.resolved", "conversation.assigned", "outcome.recorded"):
+    events.subscribe(_event, "sla.sync")
