@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, create_engine, event
@@ -20,6 +21,15 @@ from sqlalchemy.types import TypeDecorator
 from scrm.kit.time import UTC
 
 log = logging.getLogger(__name__)
+
+# The writer transaction this thread is inside, if any. On SQLite it already holds the one
+# write lock, so code that must write from inside it (e.g. a token refresh during an outbox
+# job) writes through it instead of opening a second writer that would wait on the first.
+_current_writer: ContextVar[Session | None] = ContextVar("scrm_current_writer", default=None)
+
+
+def current_writer() -> Session | None:
+    return _current_writer.get()
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -88,6 +98,7 @@ class Database:
     def transaction(self, *, readonly: bool = False) -> Iterator[Session]:
         """One unit of work: commits on success, rolls back on error, then runs after-commit hooks."""
         session = self.session(readonly=readonly)
+        marker = None if readonly else _current_writer.set(session)
         try:
             yield session
             if not readonly:
@@ -98,6 +109,8 @@ class Database:
             session.info.pop("after_commit", None)
             raise
         finally:
+            if marker is not None:
+                _current_writer.reset(marker)
             hooks = session.info.pop("after_commit", [])
             session.close()
         run_hooks(hooks)

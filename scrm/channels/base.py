@@ -101,6 +101,21 @@ class PermanentChannelError(ChannelError):
     code = "permanent"
 
 
+class SendRefused(PermanentChannelError):
+    """Refused before calling the platform (fan unsubscribed, service window closed).
+
+    `fallback`, when given, is what to deliver instead (e.g. a WeChat template message).
+    """
+
+    code = "refused"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, fallback: OutboundMessage | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.fallback = fallback
+
+
 class RateLimitedError(ChannelError):
     """The platform's quota is hit; retry after `retry_after` seconds."""
 

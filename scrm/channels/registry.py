@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from scrm.channels.base import ChannelClient
+from scrm.channels.base import ChannelClient, InboundEvent, OutboundMessage
 from scrm.config import Settings
 
 
@@ -25,13 +26,67 @@ class AccountView:
 
 
 @dataclass(frozen=True)
+class InboundPush:
+    """A verified, parsed push: its events, the bytes to store, and how to answer it."""
+
+    events: tuple[InboundEvent, ...]
+    raw: bytes  # stored as the event's raw record (the decrypted plaintext for encrypted pushes)
+    # Renders a passive reply (a str or a channel reply object) as the response body.
+    render_reply: Callable[[Any], bytes] | None = None
+
+
+@dataclass(frozen=True)
+class InboundAdapter:
+    """How `/hooks/<kind>/<account id>` verifies and parses a platform's callbacks (pure)."""
+
+    max_body: int
+    verify: Callable[[Mapping[str, str], AccountView], str]  # GET → text/plain answer
+    parse: Callable[[Mapping[str, str], bytes, AccountView], InboundPush]  # POST; InboundRejected
+    ack: bytes  # the answer that stops the platform's retries when there is no passive reply
+    ack_media_type: str = "text/plain"
+    reply_media_type: str = "application/xml"
+
+
+@dataclass(frozen=True)
+class SendContext:
+    """What the outbox knows about a send before it calls the channel (no database here)."""
+
+    account: AccountView
+    message: OutboundMessage
+    subscribed: bool | None  # the fan's follow state on this account; None when unknown
+    last_inbound_at: dt.datetime | None  # the fan's last message on this account
+    sent_since_inbound: int  # messages delivered to the fan on this account since then
+    now: dt.datetime
+
+
+@dataclass(frozen=True)
+class PollResult:
+    events: list[InboundEvent]
+    state: dict[str, Any]  # the account's new state (cursors), stored with the events
+
+
+@dataclass(frozen=True)
 class ChannelSpec:
     kind: str
     label: str
-    build_client: Callable[[AccountView, Settings], ChannelClient]
+    build_client: Callable[[AccountView, Settings], ChannelClient] | None
     # Secret fields an admin must provide when connecting an account, and the config fields.
     secret_fields: tuple[str, ...] = ()
     config_fields: tuple[str, ...] = ()
+    # Callback endpoint `/hooks/<kind>/<id>` (None: the channel has its own route or none).
+    inbound: InboundAdapter | None = None
+    # The contact-identity namespace of this account's fans (e.g. "wechat:<appid>").
+    identity_namespace: Callable[[AccountView], str] | None = None
+    # Called by the outbox before sending: raise `SendRefused` (optionally with a fallback).
+    precheck: Callable[[SendContext], None] | None = None
+    # Periodic import (job `<kind>.poll`): fetch what is new since `state`.
+    poll: Callable[[AccountView, Settings], PollResult] | None = None
+    poll_interval_seconds: float = 180.0
+    help: str = ""  # shown by `scrm channels create --help`
+
+    @property
+    def can_send(self) -> bool:
+        return self.build_client is not None
 
 
 _SPECS: dict[str, ChannelSpec] = {}
@@ -58,5 +113,11 @@ def _load() -> None:
     if _SPECS:
         return
     from scrm.channels.webhook import spec as webhook
+    from scrm.channels.wechat import spec as wechat
+    from scrm.channels.wecom import spec as wecom
+    from scrm.channels.weibo import spec as weibo
 
     register(webhook.SPEC)
+    register(wechat.SPEC)
+    register(weibo.SPEC)
+    register(wecom.SPEC)

@@ -92,7 +92,60 @@ def _load_one(session: Session, ws_spec: dict[str, Any]) -> tuple[int, bool]:
             secrets={"secret": demo_secret(ws_spec["slug"], name)},
             brand_id=brand_ids[0] if brand_ids else None,
         )
+    _social_accounts(session, ws_id, ws_spec, brand_ids[0] if brand_ids else None)
     return ws_id, created
+
+
+DEMO_WECHAT_NAME = "演示 微信公众号"
+DEMO_WEIBO_NAME = "演示 官方微博"
+
+
+def demo_aes_key(slug: str) -> str:
+    """A valid EncodingAESKey (43 characters of [A-Za-z0-9]) derived like the other secrets."""
+    return hashlib.sha256(f"aes:{demo_secret(slug, DEMO_WECHAT_NAME)}".encode()).hexdigest()[:43]
+
+
+def demo_weibo_uid(ws_spec: dict[str, Any]) -> str:
+    """The brand uid from workspaces.json (`weibo_uid`), else a fixed fake one per workspace."""
+    if ws_spec.get("weibo_uid"):
+        return str(ws_spec["weibo_uid"])
+    return str(1_900_000_000 + int(hashlib.sha256(ws_spec["slug"].encode()).hexdigest()[:8], 16) % 90_000_000)
+
+
+def _social_accounts(session: Session, ws_id: int, ws_spec: dict[str, Any], brand_id: int | None) -> None:
+    """A simulated WeChat Official Account (safe mode) and Weibo account per demo workspace."""
+    slug = ws_spec["slug"]
+    if repository.channel_account_by_name(session, ws_id, DEMO_WECHAT_NAME) is None:
+        appid = demo_wechat_appid(slug)
+        service.create_channel_account(
+            session,
+            ws_id,
+            "wechat",
+            DEMO_WECHAT_NAME,
+            external_id=appid,
+            config={"appid": appid, "original_id": f"gh_{appid[-12:]}"},
+            secrets={
+                "token": demo_secret(slug, f"{DEMO_WECHAT_NAME}:token"),
+                "secret": demo_secret(slug, f"{DEMO_WECHAT_NAME}:secret"),
+                "encoding_aes_key": demo_aes_key(slug),
+            },
+            brand_id=brand_id,
+        )
+    if repository.channel_account_by_name(session, ws_id, DEMO_WEIBO_NAME) is None:
+        uid = demo_weibo_uid(ws_spec)
+        service.create_channel_account(
+            session,
+            ws_id,
+            "weibo",
+            DEMO_WEIBO_NAME,
+            external_id=uid,
+            config={"uid": uid, "app_key": f"demo{slug}"},
+            secrets={
+                "app_secret": demo_secret(slug, f"{DEMO_WEIBO_NAME}:app_secret"),
+                "access_token": demo_secret(slug, f"{DEMO_WEIBO_NAME}:access_token"),
+            },
+            brand_id=brand_id,
+        )
 
 
 def load(db: Database) -> list[str]:

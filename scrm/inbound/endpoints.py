@@ -114,3 +114,7 @@ async def webhook_push(channel_id: int, request: Request) -> Response:
     if new:
         return JSONResponse({"status": "accepted"}, status_code=202)
     return JSONResponse({"status": "duplicate"}, status_code=200)
+
+
+# WeChat / Weibo / WeCom callbacks share this router (registered after the webhook route).
+from scrm.inbound import social  # noqa: E402,F401

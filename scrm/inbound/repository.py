@@ -13,7 +13,9 @@ def insert_if_new(session: Session, values: dict[str, Any]) -> bool:
     """Insert the raw event unless (workspace, account, external id) is already stored."""
     ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = ins(InboundEvent).values(**values).on_conflict_do_nothing()
-    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: an ORM-enabled INSERT reports rowcount -1 on psycopg 3, which
+    # made every repeat look new on PostgreSQL.
+    return session.execute(stmt.returning(InboundEvent.id)).scalar_one_or_none() is not None
 
 
 def get(session: Session, workspace_id: int, event_id: int) -> InboundEvent | None:

@@ -213,6 +213,7 @@ class _Token:
     value: str
     expires_at: float
     revoked: bool = False
+    appid: str = ""
 
 
 class FakeWechatServer(FakeHttpServer):
@@ -225,11 +226,14 @@ class FakeWechatServer(FakeHttpServer):
         appid: str = "wx_fake_app",
         secret: str = "fake_secret",  # noqa: S107 (fake)
         token_ttl: int = 7200,
+        apps: dict[str, str] | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
         self.appid = appid
         self.secret = secret
+        # More Official Accounts served by one fake (the demo: one per workspace), appid → secret.
+        self.apps: dict[str, str] = {appid: secret, **(apps or {})}
         self.token_ttl = token_ttl
         self.tokens: list[_Token] = []
         self.sent: list[dict[str, Any]] = []  # customer-service bodies accepted
@@ -294,18 +298,20 @@ class FakeWechatServer(FakeHttpServer):
         )
 
     def _issue(self, appid: str, secret: str, force: bool) -> Response:
-        if appid != self.appid:
+        if appid not in self.apps:
             return _err(40013, "invalid appid")
-        if not secrets.compare_digest(secret.encode(), self.secret.encode()):
+        if not secrets.compare_digest(secret.encode(), self.apps[appid].encode()):
             return _err(40125, "invalid appsecret")
         with self._lock:
-            live = [t for t in self.tokens if not t.revoked and t.expires_at > time.time()]
+            live = [
+                t for t in self.tokens if not t.revoked and t.expires_at > time.time() and t.appid == appid
+            ]
             if live and not force:
                 token = live[-1]
             else:
                 for old in live:
                     old.revoked = True
-                token = _Token("FAKE_" + secrets.token_urlsafe(48), time.time() + self.token_ttl)
+                token = _Token("FAKE_" + secrets.token_urlsafe(48), time.time() + self.token_ttl, appid=appid)
                 self.tokens.append(token)
         return json_response({"access_token": token.value, "expires_in": int(token.expires_at - time.time())})
 

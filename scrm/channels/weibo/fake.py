@@ -45,12 +45,18 @@ class FakeWeiboServer(FakeHttpServer):
         brand_uid: str = "1902538057",
         brand_name: str = "品牌官方微博",
         access_token: str = "fake_weibo_token",  # noqa: S107 (fake)
+        access_tokens: set[str] | None = None,
+        strict: bool = True,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
         self.brand_uid = brand_uid
         self.brand_name = brand_name
         self.access_token = access_token
+        # More brand accounts served by one fake (the demo), and whether replies must target
+        # statuses / comments the fake knows (False: any id, for pushes replayed by the demo).
+        self.access_tokens = {access_token, *(access_tokens or set())}
+        self.strict = strict
         self.statuses: list[dict[str, Any]] = []  # posts that @mention the brand
         self.brand_posts: dict[str, dict[str, Any]] = {}
         self.comments: list[dict[str, Any]] = []  # comments by fans
@@ -142,7 +148,7 @@ class FakeWeiboServer(FakeHttpServer):
         supplied = supplied or request.query.get("access_token", "")
         if not supplied and request.method == "POST":
             supplied = request.form().get("access_token", "")
-        return secrets.compare_digest(supplied.encode(), self.access_token.encode())
+        return any(secrets.compare_digest(supplied.encode(), t.encode()) for t in self.access_tokens)
 
     def route(self, request: RecordedRequest) -> Response:
         if not self._authorised(request):
@@ -189,9 +195,9 @@ class FakeWeiboServer(FakeHttpServer):
         if not text or len(text) > 140:
             return json_response({"error": "text too long", "error_code": 20012}, 400)
         known = {s["idstr"] for s in self.statuses} | set(self.brand_posts)
-        if status_id not in known:
+        if self.strict and status_id not in known:
             return json_response({"error": "target weibo does not exist!", "error_code": 20101}, 400)
-        if reply and form.get("cid") not in {c["idstr"] for c in self.comments}:
+        if self.strict and reply and form.get("cid") not in {c["idstr"] for c in self.comments}:
             return json_response({"error": "target comment does not exist", "error_code": 20101}, 400)
         comment_id = self._next_id()
         record = {"id": int(comment_id), "idstr": comment_id, "text": text, "status_id": status_id, **form}

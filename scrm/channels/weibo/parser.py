@@ -167,7 +167,16 @@ def parse_push_payload(payload: Any, *, receiver_uid: str | None = None) -> Inbo
             status_id = data.get("status_id") or data.get("mid") or data.get("id")
             if status_id is not None:
                 extra["thread_key"] = _str(status_id)
+                metadata["status_id"] = _str(status_id)
             metadata["data"] = data
+            # A mention push that names its status / comment dedups with the poller's import
+            # of the same item, and a reply to it goes out as a comment reply.
+            comment_id = data.get("comment_id")
+            if comment_id is not None and _str(comment_id).isdigit():
+                metadata["comment_id"] = _str(comment_id)
+                common["external_id"] = f"comment:{_str(comment_id)}"
+            elif status_id is not None and _str(status_id).isdigit():
+                common["external_id"] = f"status:{_str(status_id)}"
         else:
             kind = "unknown"
             metadata["data"] = data
