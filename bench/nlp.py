@@ -30,17 +30,19 @@ load = time.perf_counter() - t0
 texts = json.loads(sys.stdin.read())
 an.analyze_many(texts[:200])
 t1 = time.perf_counter()
+c1 = time.process_time()
 n = 0
 for i in range(0, len(texts), 1000):
     n += len(an.analyze_many(texts[i:i + 1000], catalogue=["X9", "Note 12"], followers=1000))
 dt = time.perf_counter() - t1
+cpu = time.process_time() - c1
 # VmHWM is this process's own peak (ru_maxrss would include the forking parent's peak on Linux)
 try:
     hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
     rss = int(hwm.split()[1]) / 1024
 except (OSError, IndexError):
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"load_s": load, "msgs": n, "seconds": dt, "rss_mb": rss}))
+print(json.dumps({"load_s": load, "msgs": n, "seconds": dt, "cpu_seconds": cpu, "rss_mb": rss}))
 """
 
 
@@ -71,6 +73,7 @@ def main() -> None:
     first_s = time.perf_counter() - t0
     analyzer = service.get_analyzer()
     dev = service.dev_metrics(analyzer)
+    dev.update(service.independent_intent_metrics(analyzer))
 
     data_dir = Path(get_settings().data_dir)
     texts = [str(r["text"]) for r in read_jsonl_gz(data_dir / "weibo_senti" / "dev.jsonl.gz")]
@@ -91,6 +94,9 @@ def main() -> None:
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     best = max(runs, key=lambda r: r["msgs"] / r["seconds"])
     throughput = best["msgs"] / best["seconds"]
+    # CPU time of the single-threaded child: the per-core rate even when other processes compete
+    cpu_rate = max(r["msgs"] / r["cpu_seconds"] for r in runs)
+    load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     load_s = statistics.median(r["load_s"] for r in runs)
     rss = max(r["rss_mb"] for r in runs)
 
@@ -112,6 +118,8 @@ def main() -> None:
         "| throughput, all four tasks + entities + spam/urgency (Weibo dev posts, "
         f"median {median_len:.0f} chars, batches of 1,000, 1 core) | {throughput:,.0f} msg/s"
         " | ≥ 5,000 msg/s |",
+        f"| same, per CPU-second of the benchmark process (load average {load_avg:.1f} during the run)"
+        f" | {cpu_rate:,.0f} msg/s | ≥ 5,000 msg/s |",
         f"| model load (fresh process, cached models, incl. imports) | {load_s:.2f} s | < 2 s |",
         f"| peak resident memory (load + 10,000 analyses) | {rss:.0f} MB | < 300 MB |",
     ]
@@ -121,13 +129,16 @@ def main() -> None:
         "weibo_senti_dev_stripped": ("accuracy", "≥ 0.82 (test)"),
         "smp2020_usual_dev": ("macro_f1", "≥ 0.66 (test)"),
         "smp2020_usual_dev_polarity": ("macro_f1", "≥ 0.82 (test)"),
-        "intent_dev_handwritten": ("macro_f1", "≥ 0.85 (independent)"),
+        "intent_dev_handwritten": ("macro_f1", "(own dev set)"),
+        "intent_independent": ("macro_f1", "≥ 0.85 (independent)"),
+        "intent_demo_day": ("macro_f1", "≥ 0.85 (independent)"),
     }
     for name, (metric, target) in targets.items():
         if name in dev:
             r = dev[name]
+            kind = "eval" if name in service.INDEPENDENT_INTENT_FILES else "dev"
             lines.append(
-                f"| dev `{name}` (n={r['n']}) {metric.replace('_', '-')} | {r[metric]:.4f}"
+                f"| {kind} `{name}` (n={r['n']}) {metric.replace('_', '-')} | {r[metric]:.4f}"
                 f" (acc {r['accuracy']:.4f}, macro-F1 {r['macro_f1']:.4f}) | {target} |"
             )
     lines.append("")

@@ -19,6 +19,9 @@ from sklearn.svm import LinearSVC
 
 log = logging.getLogger(__name__)
 
+# liblinear stopping tolerance (scikit-learn default 1e-4): 1e-3 is ~15% faster, same dev scores.
+TOL = 1e-3
+
 
 def tfidf_rows(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
     """Sublinear tf × idf, rows L2-normalised (a new matrix; *counts* is not modified)."""
@@ -116,15 +119,27 @@ def train_linear(
     c: float = 0.3,
     dense_scale: float = 0.3,
     balanced: bool = False,
+    nb: bool = False,
     classes: Sequence[str] | None = None,
 ) -> LinearTextModel:
     """Train LinearSVC on tf-idf(char n-grams) ⊕ dense features, then calibrate on a 10% slice
-    (chosen by a hash of each training text, so it is reproducible) and refit on everything."""
+    (chosen by a hash of each training text, so it is reproducible) and refit on everything.
+
+    With *nb* (two classes only) the n-gram weights are NB-SVM style: each column's idf is
+    multiplied by the absolute log-count ratio |log(p_j / q_j)| of the two classes (tf-idf mass,
+    add-one smoothed), folded into the stored ``idf`` so prediction costs nothing extra."""
     y = np.asarray(labels)
     cls_list = sorted(set(y.tolist())) if classes is None else list(classes)
     idf = fit_idf(counts)
-    x = sparse.hstack([tfidf_rows(counts, idf), sparse.csr_matrix(dense * dense_scale)], format="csr")
     w = np.asarray(weights, dtype=np.float64)
+    if nb and len(cls_list) == 2:
+        xt = tfidf_rows(counts, idf)
+        first = y == cls_list[0]
+        p = np.asarray(xt[first].T @ w[first]).ravel() + 1.0
+        q = np.asarray(xt[~first].T @ w[~first]).ravel() + 1.0
+        ratio = np.abs(np.log((p / p.sum()) / (q / q.sum())))
+        idf = (idf * ratio).astype(np.float32)
+    x = sparse.hstack([tfidf_rows(counts, idf), sparse.csr_matrix(dense * dense_scale)], format="csr")
     if balanced:
         total = w.sum()
         for lab in cls_list:
@@ -134,7 +149,7 @@ def train_linear(
     held = np.array([_stable_fraction(k) < 0.1 for k in keys])
 
     def fit(mask: np.ndarray) -> LinearSVC:
-        clf = LinearSVC(C=c, loss="squared_hinge", dual="auto", max_iter=3000, random_state=0)
+        clf = LinearSVC(C=c, loss="squared_hinge", dual="auto", tol=TOL, max_iter=3000, random_state=0)
         clf.fit(x[mask], y[mask], sample_weight=w[mask])
         return clf
 
