@@ -510,6 +510,55 @@ EN: dict[str, str] = {
     "live.new": "New messages",
 }
 
+# -- admin: background jobs (scrm/web/pages/jobs.py) ------------------------------------------
+ZH.update(
+    {
+        "jobs.title": "后台任务",
+        "jobs.hint": "本工作区的后台任务。失败多次的任务进入“死信”，修复原因后可重试或放弃。",
+        "jobs.kind": "任务类型",
+        "jobs.all_kinds": "全部类型",
+        "jobs.filter": "筛选",
+        "jobs.attempts": "尝试次数",
+        "jobs.run_at": "计划时间",
+        "jobs.last_error": "最近错误",
+        "jobs.scheduled": "定时",
+        "jobs.oldest": "最久等待",
+        "jobs.retry": "重试",
+        "jobs.discard": "放弃",
+        "jobs.none": "没有任务。",
+        "jobs.status.queued": "排队中",
+        "jobs.status.running": "运行中",
+        "jobs.status.done": "已完成",
+        "jobs.status.dead": "死信",
+        "jobs.status.discarded": "已放弃",
+        "jobs.status.all": "全部",
+    }
+)
+EN.update(
+    {
+        "jobs.title": "Background jobs",
+        "jobs.hint": "This workspace's background jobs. Jobs that failed too often become dead "
+        "letters: fix the cause, then retry or discard them.",
+        "jobs.kind": "Kind",
+        "jobs.all_kinds": "All kinds",
+        "jobs.filter": "Filter",
+        "jobs.attempts": "Attempts",
+        "jobs.run_at": "Due",
+        "jobs.last_error": "Last error",
+        "jobs.scheduled": "Scheduled",
+        "jobs.oldest": "Oldest waiting",
+        "jobs.retry": "Retry",
+        "jobs.discard": "Discard",
+        "jobs.none": "No jobs.",
+        "jobs.status.queued": "Queued",
+        "jobs.status.running": "Running",
+        "jobs.status.done": "Done",
+        "jobs.status.dead": "Dead letters",
+        "jobs.status.discarded": "Discarded",
+        "jobs.status.all": "All",
+    }
+)
+
 CATALOGUE: dict[str, dict[str, str]] = {"zh-CN": ZH, "en": EN}
 
 

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scrm.errors import AppError, Unauthorized
 from scrm.web import deps
-from scrm.web.pages import admin, auth, contact, conversation, dashboard, department, inbox, live
+from scrm.web.pages import admin, auth, contact, conversation, dashboard, department, inbox, jobs, live
 from scrm.web.ratelimit import LoginLimiter
 
 STATIC = Path(__file__).parent / "static"
@@ -63,7 +63,8 @@ class SecurityHeaders:
 def mount(app: FastAPI) -> None:
     app.state.login_limiter = LoginLimiter()
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    for module in (auth, inbox, conversation, contact, department, admin, dashboard, live):
+    # jobs before admin: /admin/jobs must not be taken by /admin/{section}
+    for module in (auth, inbox, conversation, contact, department, jobs, admin, dashboard, live):
         app.include_router(module.router, include_in_schema=False)
     app.add_middleware(SecurityHeaders)
 

@@ -118,7 +118,7 @@ def test_dashboard_charts_and_csv(
     assert admin.get("/dashboard/nope.csv").status_code == 404
 
 
-def test_department_view_lists_cases_routed_to_my_teams_with_outcome_slot(
+def test_department_view_lists_routed_cases_and_records_the_outcome_for_the_fan(
     admin: Browser, client: TestClient, db, settings, workspace: Workspace
 ) -> None:  # type: ignore[no-untyped-def]
     with db.transaction() as s:
@@ -134,11 +134,31 @@ def test_department_view_lists_cases_routed_to_my_teams_with_outcome_slot(
     assert f'id="row-{routed}"' in html and f'id="row-{other}"' not in html
     pane = dept.get(f"/department?c={routed}").text
     assert 'id="outcome-box"' in pane
-    from scrm.web import outcome
+    # The department records the outcome; it goes back to the fan on the same thread, once.
+    assert (
+        dept.post(f"/ui/c/{routed}/outcome", {"text": "已找到，在成都双流 T2 到达层 3 号柜台"}).status_code
+        == 200
+    )
+    assert dept.post(f"/ui/c/{other}/outcome", {"text": "不是我的案子"}).status_code == 403
+    assert dept.post(f"/ui/c/{routed}/outcome", {"text": "  "}).status_code == 422
+    with db.transaction(readonly=True) as s:
+        from sqlalchemy import select
 
-    if not outcome.available():
-        assert 'id="outcome-slot"' in pane
-        assert dept.post(f"/ui/c/{routed}/outcome", {"text": "已找到"}).status_code == 422
+        from scrm.models import ConversationActivity, Message
+
+        replies = (
+            s.execute(select(Message).where(Message.conversation_id == routed, Message.direction == "out"))
+            .scalars()
+            .all()
+        )
+        kinds = [
+            a.kind
+            for a in s.execute(
+                select(ConversationActivity).where(ConversationActivity.conversation_id == routed)
+            ).scalars()
+        ]
+    assert [m.text for m in replies] == ["已找到，在成都双流 T2 到达层 3 号柜台"]
+    assert "outcome" in kinds
 
 
 def test_contact_page(agent: Browser, client: TestClient, db, settings, workspace: Workspace) -> None:  # type: ignore[no-untyped-def]

@@ -1,8 +1,9 @@
 """The agent workspace in a real Chromium (Playwright) against a real uvicorn server.
 
-Plays the lost-bag story (SCENARIOS.md, story 1) as far as the code allows today: the post
-arrives through the signed webhook channel, appears live in the inbox without a reload, the
-agent answers with a canned reply naming the flight, and the thread shows it. Also: filters and
+Plays the lost-bag story (SCENARIOS.md, story 1): the post arrives through the signed webhook
+channel, appears live in the inbox without a reload, the agent answers with a canned reply
+naming the flight, the thread shows it, and lost-and-found records the outcome, which goes
+back to the passenger on the same thread. Also: filters and
 search, keyboard shortcuts, the language switch, an XSS payload shown as text, and an agent
 refused the admin pages. Saves screenshots of the main pages to docs/screenshots/.
 """
@@ -272,6 +273,16 @@ def test_admin_department_and_dashboard_pages(browser, live_server: LiveServer, 
     page.click(".conv-row")
     page.wait_for_selector("#outcome-box")
     shot(page, "department")
+    # Lost-and-found records the outcome; it goes back to the passenger on the same thread.
+    page.fill("#outcome-box textarea", "已找到，在成都双流 T2 到达层 3 号柜台")
+    page.click("#outcome-box button")
+    expect(page.locator(".msg.dir-out")).to_contain_text("3 号柜台", timeout=15_000)
+    with server.db.transaction(readonly=True) as s:
+        texts = [
+            m.text
+            for m in s.query(Message).filter(Message.conversation_id == ids[2], Message.direction == "out")
+        ]
+    assert texts == ["已找到，在成都双流 T2 到达层 3 号柜台"]
     page.goto(server.url + "/dashboard")
     page.wait_for_selector("#chart-queue svg")
     page.wait_for_selector("#chart-intent svg")
