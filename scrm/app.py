@@ -12,13 +12,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from scrm import api, jobs, migrate
+from scrm import api, jobs, metrics, migrate
 from scrm.config import Settings, get_settings
 from scrm.db import Database
 from scrm.errors import AppError
 from scrm.inbound.endpoints import router as inbound_router
+from scrm.logs import RequestIdMiddleware
 from scrm.worker.runner import Worker
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,18 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             status_code=422,
         )
 
+    @app.exception_handler(InterfaceError)  # a pooled connection the database closed under us
+    @app.exception_handler(OperationalError)
+    async def _db_unavailable(_request: Request, exc: OperationalError | InterfaceError) -> JSONResponse:
+        # Lock timeouts and lost connections are the server's condition, not the caller's
+        # fault: ask them to retry (WeChat and our webhook senders do).
+        log.warning("database unavailable: %s", str(exc.orig)[:200])
+        return JSONResponse(
+            {"error": "unavailable", "detail": "database busy, retry shortly"},
+            status_code=503,
+            headers={"retry-after": "1"},
+        )
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": "http", "detail": exc.detail}, status_code=exc.status_code)
@@ -107,4 +121,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from scrm.web.routes import mount as mount_web
 
     mount_web(app)
+    metrics.install_queue_collector(database)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every line of a request carries its id
     return app

@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     worker_poll_interval: float = 0.2
     # A job whose worker stops renewing this lease (crash, SIGKILL) is claimable again after it.
     worker_lease_seconds: float = 60.0
+    # How often each workspace's NLP model is retrained from agents' corrections (default daily).
+    nlp_retrain_interval_seconds: float = 86400.0
+    # Default send quota per channel account (token bucket shared by all workers; an account's
+    # config `rate_limit_per_second` / `rate_limit_burst` overrides it; 0 = unlimited).
+    outbound_rate_per_second: float = 20.0
+    outbound_rate_burst: float = 40.0
+    # Done jobs are deleted after this many days (periodic job `jobs.purge`).
+    job_retention_days: float = 7.0
     log_level: str = "INFO"
     log_json: bool = False
     default_timezone: str = "Asia/Shanghai"

@@ -5,8 +5,27 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import uuid
+from contextvars import ContextVar
+from typing import Any
 
 from scrm.config import Settings
+
+# Set by the request-id middleware (scrm/app.py) and by the worker around each job, so every
+# log line written while handling one carries its id.
+request_id_var: ContextVar[str | None] = ContextVar("scrm_request_id", default=None)
+job_id_var: ContextVar[str | None] = ContextVar("scrm_job_id", default=None)
+
+
+class ContextFilter(logging.Filter):
+    """Copies the current request id and job id onto each record (when set)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = request_id_var.get()
+        if getattr(record, "job_id", None) is None:
+            record.job_id = job_id_var.get()
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,6 +47,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
     handler.setFormatter(
         JsonFormatter() if settings.log_json else logging.Formatter("%(levelname)s %(name)s: %(message)s")
     )
@@ -36,3 +56,39 @@ def configure(settings: Settings) -> None:
     root.setLevel(settings.log_level.upper())
     for noisy in ("alembic", "jieba"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class RequestIdMiddleware:
+    """Pure ASGI (does not buffer SSE): takes `X-Request-ID` from the proxy or makes one, puts it
+    on every log line of the request, echoes it in the response and counts answers by status."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = ""
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                rid = value.decode("latin-1")[:64]
+                break
+        rid = rid if rid and rid.isprintable() else uuid.uuid4().hex
+        token = request_id_var.set(rid)
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())],
+                }
+                from scrm import metrics
+
+                metrics.HTTP_REQUESTS.labels(str(message.get("status", 0))).inc()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)

@@ -42,7 +42,7 @@ def db_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if not PG_URL:
             pytest.exit("SCRM_TEST_DB=postgres needs SCRM_TEST_PG_URL", returncode=2)
         name = f"scrm_tpl_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
@@ -65,7 +65,7 @@ def db_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def db_url(db_template: str, tmp_path: Path) -> Iterator[str]:
     if DB_KIND == "postgres":
         name = f"scrm_t_{os.getpid()}_{next(_counter)}"
-        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{db_template}"'))
         yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)

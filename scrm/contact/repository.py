@@ -132,7 +132,9 @@ def insert_identity_if_absent(
         )
         .on_conflict_do_nothing()
     )
-    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: an ORM-enabled INSERT reports rowcount -1 on psycopg 3, which
+    # made every repeat look new on PostgreSQL.
+    return session.execute(stmt.returning(ContactIdentity.id)).scalar_one_or_none() is not None
 
 
 def conversations_of(

@@ -1,21 +1,35 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from scrm.models import InboundEvent
 
+_INSERT: dict[str, Any] = {}
+
+
+def _insert_statement(dialect: str) -> Any:
+    """One compiled-once statement with bound parameters: building `.values(**row)` per event
+    cost more than the INSERT itself on the ingest hot path."""
+    stmt = _INSERT.get(dialect)
+    if stmt is None:
+        ins = pg_insert if dialect == "postgresql" else sqlite_insert
+        table = cast(Table, InboundEvent.__table__)
+        stmt = ins(table).on_conflict_do_nothing().returning(table.c.id)
+        _INSERT[dialect] = stmt
+    return stmt
+
 
 def insert_if_new(session: Session, values: dict[str, Any]) -> bool:
     """Insert the raw event unless (workspace, account, external id) is already stored."""
-    ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = ins(InboundEvent).values(**values).on_conflict_do_nothing()
-    # RETURNING, not rowcount: an ORM-enabled INSERT reports rowcount -1 on psycopg 3, which
-    # made every repeat look new on PostgreSQL.
-    return session.execute(stmt.returning(InboundEvent.id)).scalar_one_or_none() is not None
+    stmt = _insert_statement(session.get_bind().dialect.name)
+    # RETURNING, not rowcount: psycopg 3 can report rowcount -1 here, which made every repeat
+    # look new on PostgreSQL.
+    return session.connection().execute(stmt, values).first() is not None
 
 
 def get(session: Session, workspace_id: int, event_id: int) -> InboundEvent | None:

@@ -14,11 +14,13 @@ from scrm.channels.base import (
     OutboundMessage,
     PermanentChannelError,
     RateLimitedError,
+    SendRefused,
 )
 from scrm.config import Settings
-from scrm.kit.time import utcnow
+from scrm.contact import service as contact_service
+from scrm.kit.time import as_utc, utcnow
 from scrm.models import ChannelAccount, Message
-from scrm.outbox import repository
+from scrm.outbox import ratelimit, repository
 from scrm.worker.registry import RetryLater, job
 from scrm.worker.runner import JobContext
 from scrm.workspace import service as workspace
@@ -37,7 +39,10 @@ def client_for(account: ChannelAccount, settings: Settings) -> ChannelClient:
         if client is None:
             for old in [k for k in _clients if k[0] == account.id]:
                 _clients.pop(old).close()
-            client = channels.get(account.kind).build_client(workspace.account_view(account), settings)
+            build = channels.get(account.kind).build_client
+            if build is None:
+                raise PermanentChannelError(f"{account.kind} accounts cannot send", code="receive_only")
+            client = build(workspace.account_view(account), settings)
             _clients[key] = client
         return client
 
@@ -59,6 +64,59 @@ def _finish_failed(ctx: JobContext, row: Any, message: Message | None, error: st
                 "code": code,
             },
         )
+
+
+def precheck(ctx: JobContext, account: ChannelAccount, row: Any, outbound: OutboundMessage) -> None:
+    """The channel's own rules before any API call (WeChat: unsubscribed, 48 h window)."""
+    spec = channels.get(account.kind)
+    if spec.precheck is None:
+        return
+    view = workspace.account_view(account)
+    identity = None
+    if spec.identity_namespace is not None and outbound.recipient:
+        identity = contact_service.identity(
+            ctx.session, ctx.workspace_id, spec.identity_namespace(view), outbound.recipient
+        )
+    last_inbound = identity.last_inbound_at if identity is not None else None
+    last_inbound = as_utc(last_inbound) if last_inbound is not None else None
+    sent = 0
+    if last_inbound is not None:
+        sent = repository.delivered_since(
+            ctx.session, ctx.workspace_id, account.id, outbound.recipient, last_inbound, exclude_id=row.id
+        )
+    spec.precheck(
+        channels.SendContext(
+            account=view,
+            message=outbound,
+            subscribed=identity.subscribed if identity is not None else None,
+            last_inbound_at=last_inbound,
+            sent_since_inbound=sent,
+            now=utcnow(),
+        )
+    )
+
+
+def _queue_fallback(ctx: JobContext, row: Any, fallback: OutboundMessage) -> None:
+    """Deliver the channel's substitute (e.g. a template message) as its own outbox row."""
+    from scrm.outbox import service as outbox
+
+    outbox.queue(
+        ctx.session,
+        ctx.workspace_id,
+        channel_account_id=row.channel_account_id,
+        idempotency_key=f"fallback:{row.idempotency_key}"[:200],
+        payload={
+            "recipient": fallback.recipient,
+            "text": fallback.text,
+            "msg_type": fallback.msg_type,
+            "visibility": fallback.visibility,
+            "thread_key": fallback.thread_key,
+            "reply_to_external_id": fallback.reply_to_external_id,
+            "payload": dict(fallback.payload),
+            "fallback_for": row.id,
+        },
+        conversation_id=row.conversation_id,
+    )
 
 
 @job("outbox.send", max_attempts=8)
@@ -83,7 +141,15 @@ def send(ctx: JobContext, payload: dict[str, Any]) -> None:
     # The job's attempt count survives the rollback of a failed attempt; the row's would not.
     row.attempts = ctx.job.attempts
     try:
+        precheck(ctx, account, row, outbound)
+        ratelimit.acquire(ctx, account)  # per-account quota shared by all workers; may RetryLater
         result = client_for(account, ctx.settings).send(outbound)
+    except SendRefused as exc:
+        metrics.OUTBOUND_ERRORS.labels(account.kind, exc.code).inc()
+        _finish_failed(ctx, row, message, str(exc), exc.code)
+        if exc.fallback is not None:
+            _queue_fallback(ctx, row, exc.fallback)
+        return
     except RateLimitedError as exc:
         metrics.OUTBOUND_ERRORS.labels(account.kind, exc.code).inc()
         raise RetryLater(exc.retry_after, str(exc)) from exc

@@ -193,7 +193,6 @@ ZH: dict[str, str] = {
     "dept.outcome": "处理结果",
     "dept.outcome_placeholder": "例如：已找到，在成都双流 T2 到达层 3 号柜台",
     "dept.record": "记录结果并告知粉丝",
-    "dept.outcome_pending": "处理结果登记将随路由模块上线（预留位置）。",
     # admin
     "admin.channels": "渠道账号",
     "admin.teams": "团队与部门",
@@ -440,7 +439,6 @@ EN: dict[str, str] = {
     "dept.outcome": "Outcome",
     "dept.outcome_placeholder": "e.g. Found, at the T2 arrivals counter 3, Chengdu Shuangliu",
     "dept.record": "Record and tell the fan",
-    "dept.outcome_pending": "Outcome recording arrives with the routing package (reserved slot).",
     "admin.channels": "Channel accounts",
     "admin.teams": "Teams & departments",
     "admin.members": "Members & roles",

@@ -39,6 +39,20 @@ def kinds() -> dict[str, JobKind]:
     return dict(_KINDS)
 
 
+_WARMUPS: list[Callable[[], None]] = []
+
+
+def warmup(fn: Callable[[], None]) -> Callable[[], None]:
+    """Register slow one-time set-up (e.g. loading models) that a worker runs before it claims
+    jobs, so no job ever holds a database transaction open while it happens."""
+    _WARMUPS.append(fn)
+    return fn
+
+
+def warmups() -> list[Callable[[], None]]:
+    return list(_WARMUPS)
+
+
 class RetryLater(Exception):
     """Ask the worker to run the job again after `delay` seconds without counting an attempt."""
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -14,6 +15,11 @@ from sqlalchemy.orm import Session, aliased
 from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
 from scrm.models import Job
+
+# Statements built once with bound parameters (the enqueue is on the ingest hot path).
+_JOB_TABLE = cast(Table, Job.__table__)
+_PLAIN_INSERT = insert(_JOB_TABLE)
+_IDEMPOTENT_INSERT: dict[str, Any] = {}
 
 
 def insert_job(
@@ -42,12 +48,14 @@ def insert_job(
         "created_at": utcnow(),
     }
     if idempotency_key is None:
-        session.execute(insert(Job).values(**values))
+        session.connection().execute(_PLAIN_INSERT, values)
         return int(values["id"])  # type: ignore[call-overload]
     dialect = session.get_bind().dialect.name
-    ins = pg_insert(Job) if dialect == "postgresql" else sqlite_insert(Job)
-    stmt = ins.values(**values).on_conflict_do_nothing().returning(Job.id)
-    return session.execute(stmt).scalar_one_or_none()
+    stmt = _IDEMPOTENT_INSERT.get(dialect)
+    if stmt is None:
+        ins = pg_insert(_JOB_TABLE) if dialect == "postgresql" else sqlite_insert(_JOB_TABLE)
+        stmt = _IDEMPOTENT_INSERT[dialect] = ins.on_conflict_do_nothing().returning(_JOB_TABLE.c.id)
+    return session.connection().execute(stmt, values).scalar_one_or_none()
 
 
 def claim(session: Session, *, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
@@ -159,8 +167,20 @@ def get(session: Session, job_id: int, workspace_id: int | None = None) -> Job |
     return session.execute(stmt).scalar_one_or_none()
 
 
-def list_jobs(session: Session, *, status: str | None, kind: str | None, limit: int) -> Sequence[Job]:
+def list_jobs(
+    session: Session,
+    *,
+    status: str | None,
+    kind: str | None,
+    limit: int,
+    workspace_id: int | None = None,
+    before_id: int | None = None,
+) -> Sequence[Job]:
     stmt = select(Job).order_by(Job.id.desc()).limit(limit)
+    if workspace_id is not None:
+        stmt = stmt.where(Job.workspace_id == workspace_id)
+    if before_id is not None:
+        stmt = stmt.where(Job.id < before_id)
     if status:
         stmt = stmt.where(Job.status == status)
     if kind:
@@ -198,12 +218,84 @@ def oldest_queued_age(session: Session) -> dict[str, float]:
     return out
 
 
-def purge_finished(session: Session, older_than: dt.datetime, limit: int = 5000) -> int:
-    ids = session.execute(
+def purge_finished(
+    session: Session, older_than: dt.datetime, limit: int = 5000, *, workspace_id: int | None = None
+) -> int:
+    """Delete up to `limit` done jobs finished before `older_than` (one workspace, or all).
+
+    `run_at <= finished_at`, so the extra `run_at` bound lets the (status, run_at) index find
+    the candidates without reading every done row.
+    """
+    stmt = (
         select(Job.workspace_id, Job.id)
-        .where(Job.status == "done", Job.finished_at < older_than)
+        .where(Job.status == "done", Job.run_at < older_than, Job.finished_at < older_than)
         .limit(limit)
-    ).all()
+    )
+    if workspace_id is not None:
+        stmt = stmt.where(Job.workspace_id == workspace_id)
+    ids = session.execute(stmt).all()
+    by_ws: dict[int, list[int]] = {}
     for ws, jid in ids:
-        session.execute(delete(Job).where(Job.workspace_id == ws, Job.id == jid))
+        by_ws.setdefault(ws, []).append(jid)
+    for ws, jids in by_ws.items():
+        for i in range(0, len(jids), 500):
+            session.execute(delete(Job).where(Job.workspace_id == ws, Job.id.in_(jids[i : i + 500])))
     return len(ids)
+
+
+@dataclass
+class KindStats:
+    queued: int = 0
+    scheduled: int = 0
+    running: int = 0
+    dead: int = 0
+    oldest_queued_age: float = 0.0
+
+
+def queue_stats(session: Session, workspace_id: int | None = None) -> dict[str, KindStats]:
+    """Per kind: due and future queued jobs, running, dead, and the oldest due job's age.
+
+    Reads only queued/running/dead rows through the (status, run_at) index; done rows, which
+    are the bulk of the table, are never scanned.
+    """
+    now = utcnow()
+    due = (Job.run_at <= now).label("due")
+    stmt = (
+        select(Job.kind, Job.status, due, func.count(), func.min(Job.run_at))
+        .where(Job.status.in_(("queued", "running", "dead")))
+        .group_by(Job.kind, Job.status, due)
+    )
+    if workspace_id is not None:
+        stmt = stmt.where(Job.workspace_id == workspace_id)
+    out: dict[str, KindStats] = {}
+    for kind, status, is_due, n, oldest in session.execute(stmt).all():
+        s = out.setdefault(kind, KindStats())
+        if status == "running":
+            s.running += int(n)
+        elif status == "dead":
+            s.dead += int(n)
+        elif is_due:
+            s.queued += int(n)
+            if oldest is not None:
+                if oldest.tzinfo is None:
+                    oldest = oldest.replace(tzinfo=dt.UTC)
+                s.oldest_queued_age = max(0.0, (now - oldest).total_seconds())
+        else:
+            s.scheduled += int(n)
+    return out
+
+
+def counts_for_workspace(session: Session, workspace_id: int) -> dict[str, int]:
+    """Jobs per status in one workspace (done jobs counted up to 10,000 for the admin page)."""
+    out: dict[str, int] = {}
+    for status in ("queued", "running", "dead", "discarded"):
+        out[status] = int(
+            session.execute(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.workspace_id == workspace_id, Job.status == status)
+            ).scalar_one()
+        )
+    done = select(Job.id).where(Job.workspace_id == workspace_id, Job.status == "done").limit(10_000)
+    out["done"] = int(session.execute(select(func.count()).select_from(done.subquery())).scalar_one())
+    return out

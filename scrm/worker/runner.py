@@ -24,10 +24,11 @@ from scrm import metrics
 from scrm.config import Settings
 from scrm.db import Database
 from scrm.kit.ids import new_id
-from scrm.kit.time import utcnow
+from scrm.kit.time import as_utc, utcnow
+from scrm.logs import job_id_var
 from scrm.models import Job, Workspace
 from scrm.worker import repository
-from scrm.worker.registry import PermanentJobError, RetryLater, get_kind
+from scrm.worker.registry import PermanentJobError, RetryLater, get_kind, warmups
 from scrm.worker.service import enqueue, wakeup
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class Worker:
     on_idle: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
+        self._warmed = False
         if self.lease_seconds <= 0:
             self.lease_seconds = self.settings.worker_lease_seconds
         self._stop = threading.Event()
@@ -89,7 +91,19 @@ class Worker:
         self._stop.set()
         wakeup.set()
 
+    def warm_up(self) -> None:
+        """Run the registered warm-ups once (loading models) before any job is claimed."""
+        if self._warmed:
+            return
+        self._warmed = True
+        for fn in warmups():
+            try:
+                fn()
+            except Exception:
+                log.exception("worker warm-up %s failed", getattr(fn, "__name__", fn))
+
     def run_forever(self) -> None:
+        self.warm_up()
         threads = [
             threading.Thread(target=self._loop, name=f"scrm-worker-{i}", daemon=True)
             for i in range(self.concurrency)
@@ -123,6 +137,12 @@ class Worker:
                 claimed = [
                     (j.workspace_id, j.id, j.kind, dict(j.payload), j.attempts, j.max_attempts) for j in jobs
                 ]
+                now = utcnow()
+                for j in jobs:
+                    if j.attempts == 1:
+                        metrics.JOB_QUEUE_SECONDS.labels(j.kind).observe(
+                            max(0.0, (now - as_utc(j.run_at)).total_seconds())
+                        )
         except OperationalError:
             log.warning("job claim failed; database unavailable?", exc_info=True)
             time.sleep(1.0)
@@ -148,7 +168,13 @@ class Worker:
     # -- internals --------------------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop.is_set():
-            n = self.run_batch()
+            try:
+                n = self.run_batch()
+            except Exception:
+                # Never let a worker thread die: whatever it held is leased and comes back.
+                log.exception("worker batch failed")
+                self._stop.wait(1.0)
+                continue
             if n == 0:
                 if self.on_idle:
                     self.on_idle()
@@ -172,6 +198,13 @@ class Worker:
             repository.release(session, self.worker_id, keys)
 
     def _run_one(self, workspace_id: int, job_id: int) -> None:
+        token = job_id_var.set(str(job_id))
+        try:
+            self._run_one_inner(workspace_id, job_id)
+        finally:
+            job_id_var.reset(token)
+
+    def _run_one_inner(self, workspace_id: int, job_id: int) -> None:
         started = time.perf_counter()
         kind_name = "?"
         try:
@@ -191,7 +224,19 @@ class Worker:
         except _LeaseLost:
             log.warning("lease lost on job %s; another worker has it", job_id)
         except RetryLater as exc:
+            metrics.JOBS_RETRY_LATER.labels(kind_name).inc()
             self._after_failure(workspace_id, job_id, str(exc), delay=exc.delay, count=False)
+        except OperationalError as exc:
+            # The database went away (restart, failover) or timed out: not the job's fault, so
+            # no attempt is counted. If recording this fails too, the lease expires instead.
+            log.warning("job %s (%s): database unavailable: %s", job_id, kind_name, str(exc.orig)[:200])
+            self._after_failure(
+                workspace_id,
+                job_id,
+                f"database unavailable: {exc.orig}",
+                delay=1.0 + random.random(),
+                count=False,
+            )
         except PermanentJobError as exc:
             self._after_failure(workspace_id, job_id, str(exc), dead=True)
         except Exception as exc:

@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from scrm.db import after_commit
+from scrm.errors import Conflict, NotFound
 from scrm.kit.time import utcnow
+from scrm.models import Job
 from scrm.worker import repository
 from scrm.worker.registry import get_kind
 
@@ -45,3 +47,36 @@ def enqueue(
     if job_id is not None and (run_at is None or run_at <= utcnow()):
         after_commit(session, wakeup.set)
     return job_id
+
+
+# -- admin: dead letters and manual control (web admin page, `scrm jobs`) ----------------------
+STATUSES = ("queued", "running", "done", "dead", "discarded")
+
+
+def retry(session: Session, workspace_id: int, job_id: int) -> Job:
+    """Queue a dead, discarded or done job of this workspace again, with fresh attempts."""
+    job = _get(session, workspace_id, job_id)
+    if job.status in ("queued", "running"):
+        raise Conflict(f"job {job_id} is {job.status}; nothing to retry")
+    repository.requeue(session, job)
+    after_commit(session, wakeup.set)
+    return job
+
+
+def discard(session: Session, workspace_id: int, job_id: int) -> Job:
+    """Give up on a queued or dead job of this workspace: it will not run."""
+    job = _get(session, workspace_id, job_id)
+    if job.status == "running":
+        raise Conflict(f"job {job_id} is running; try again when it has finished")
+    if job.status == "done":
+        raise Conflict(f"job {job_id} is done")
+    job.status = "discarded"
+    job.finished_at = utcnow()
+    return job
+
+
+def _get(session: Session, workspace_id: int, job_id: int) -> Job:
+    job = repository.get(session, job_id, workspace_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job

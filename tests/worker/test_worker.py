@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -56,9 +57,11 @@ def accept(db: Database, ws, events: list[InboundEvent]) -> None:  # type: ignor
         )
 
 
-def jobs_by_status(db: Database) -> dict[str, int]:
+def jobs_by_status(db: Database, kind: str = "inbound.process") -> dict[str, int]:
+    """Status counts of one job kind (processing also schedules later work, e.g. SLA checks)."""
     with db.transaction(readonly=True) as s:
-        return dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).all())  # type: ignore[arg-type]
+        rows = s.execute(select(Job.status, func.count()).where(Job.kind == kind).group_by(Job.status)).all()
+        return dict(rows)  # type: ignore[arg-type]
 
 
 def make_due(db: Database) -> None:
@@ -129,7 +132,7 @@ def test_a_rolled_back_request_leaves_no_job(db, settings, workspace) -> None:  
             raise RuntimeError("request failed")
     except RuntimeError:
         pass
-    assert jobs_by_status(db) == {}
+    assert jobs_by_status(db, "test.record") == {}
 
 
 def test_an_expired_lease_is_taken_over_and_the_old_worker_cannot_finish(db, settings, workspace) -> None:  # type: ignore[no-untyped-def]
@@ -146,18 +149,31 @@ def test_an_expired_lease_is_taken_over_and_the_old_worker_cannot_finish(db, set
 
 
 def _spawn_worker(db_url: str) -> subprocess.Popen[bytes]:
+    """Start `scrm worker` and return once it says it is running (imports take seconds)."""
     env = dict(
         os.environ,
         SCRM_DATABASE_URL=db_url,
         SCRM_WORKER_LEASE_SECONDS="1.5",
         SCRM_WORKER_POLL_INTERVAL="0.05",
     )
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "scrm.cli", "worker", "--concurrency", "2"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        if b"running with" in line:
+            # Keep draining stderr so a chatty worker never blocks on a full pipe.
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            return proc
+    proc.kill()
+    raise AssertionError("worker did not start")
 
 
 def test_worker_sigkilled_mid_work_loses_and_doubles_nothing(db, db_url, settings, workspace) -> None:  # type: ignore[no-untyped-def]
@@ -168,7 +184,7 @@ def test_worker_sigkilled_mid_work_loses_and_doubles_nothing(db, db_url, setting
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         proc = _spawn_worker(db_url)
-        time.sleep(2.0 if kills < 3 else 6.0)
+        time.sleep(3.0 if kills < 3 else 8.0)
         if kills < 3:
             proc.send_signal(signal.SIGKILL)
             kills += 1
