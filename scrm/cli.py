@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from scrm.automation.cli import app as routing_app
 from scrm.config import get_settings
 from scrm.contact import imports
 from scrm.db import Database
@@ -34,6 +35,24 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(channels_app, name="channels")
 app.add_typer(import_app, name="import")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(routing_app, name="routing")
+
+
+def _nlp_with_database() -> None:
+    """Chinese message understanding: predict, evaluate, train."""
+    from scrm.nlp.triage import install_examples_provider
+
+    install_examples_provider(_db())
+
+
+def _mount_nlp() -> None:
+    from scrm.nlp.cli import app as nlp
+
+    # The callback is given here, not set on the NLP app, so that app stays database-free.
+    app.add_typer(nlp, name="nlp", callback=_nlp_with_database)
+
+
+_mount_nlp()
 
 console = Console(stderr=True)
 out = Console()
@@ -125,6 +144,10 @@ def _print_banner(db: Database, host: str, port: int) -> None:
 @friendly
 def worker(
     concurrency: Annotated[int, typer.Option(help="Worker threads in this process.")] = 1,
+    metrics_port: Annotated[
+        int, typer.Option(help="Serve Prometheus metrics on this port (0: off).", min=0, max=65535)
+    ] = 0,
+    metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port.")] = "127.0.0.1",
 ) -> None:
     """Run a job worker process (PostgreSQL deployments run several)."""
     from scrm import jobs
@@ -134,6 +157,13 @@ def worker(
     jobs.load()
     settings = get_settings()
     w = Worker(_db(), settings, concurrency=max(1, concurrency))
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        from scrm import metrics
+
+        metrics.install_queue_collector(w.db)
+        start_http_server(metrics_port, addr=metrics_host)
 
     def _graceful(_signum: int, _frame: Any) -> None:
         console.print("stopping: finishing running jobs, releasing claimed ones")
@@ -141,6 +171,7 @@ def worker(
 
     signal.signal(signal.SIGTERM, _graceful)
     signal.signal(signal.SIGINT, _graceful)
+    w.warm_up()
     console.print(f"worker {w.worker_id} running with {w.concurrency} thread(s)")
     w.run_forever()
 
@@ -252,15 +283,30 @@ def tokens_create(
 @channels_app.command("create")
 @friendly
 def channels_create(
-    kind: Annotated[str, typer.Argument(help="webhook, wechat or weibo.")],
+    kind: Annotated[str, typer.Argument(help="webhook, wechat, weibo or wecom.")],
     workspace: Annotated[str, typer.Option(help="Workspace slug.")],
     name: Annotated[str, typer.Option(help="A name for the account.")],
     callback_url: Annotated[str, typer.Option(help="webhook: where replies are POSTed.")] = "",
     config: Annotated[str, typer.Option(help="JSON object of channel settings.")] = "{}",
     secrets: Annotated[str, typer.Option(help="JSON object of channel secrets.")] = "{}",
-    external_id: Annotated[str, typer.Option(help="AppID / uid of the account.")] = "",
+    external_id: Annotated[str, typer.Option(help="wechat AppID / weibo uid / wecom CorpID.")] = "",
 ) -> None:
-    """Register a channel account; prints JSON with its id, inbound URL and (webhook) secret."""
+    """Register a channel account; prints JSON with its id, inbound URL and (webhook) secret.
+
+    Secrets (--secrets JSON), required ones first:
+
+    webhook: secret (generated when omitted); config callback_url.
+
+    wechat: token, secret (AppSecret); optional encoding_aes_key, previous_encoding_aes_key.
+    --external-id AppID. Config: original_id, require_encryption, fallback_template_id,
+    fallback_template_data, fallback_template_url.
+
+    weibo: app_secret, access_token. --external-id the brand uid. Config: app_key, poll,
+    poll_max_pages.
+
+    wecom (receive only): token, encoding_aes_key. --external-id CorpID. Config: agent_id,
+    receive_id.
+    """
     import secrets as pysecrets
 
     from scrm.workspace import service
@@ -272,6 +318,9 @@ def channels_create(
         raise fail(f"--config/--secrets must be JSON objects: {exc}") from None
     if not isinstance(cfg, dict) or not isinstance(sec, dict):
         raise fail("--config/--secrets must be JSON objects")
+    id_field = {"wechat": "appid", "weibo": "uid", "wecom": "corpid"}.get(kind)
+    if id_field and not (external_id or cfg.get(id_field)):
+        raise fail(f"{kind} needs --external-id (the {id_field})")
     if kind == "webhook":
         sec.setdefault("secret", pysecrets.token_urlsafe(32))
         if callback_url:
@@ -292,6 +341,111 @@ def channels_create(
     if kind == "webhook":
         result["secret"] = sec["secret"]
     print(json.dumps(result))
+
+
+@channels_app.command("simulate")
+@friendly
+def channels_simulate(
+    kind: Annotated[str, typer.Argument(help="wechat or weibo.")],
+    account: Annotated[int, typer.Option(help="Channel account id (from `scrm channels create`).")],
+    text: Annotated[str, typer.Option(help="Text of the fan's message.")] = "",
+    event: Annotated[
+        str, typer.Option(help="wechat: subscribe, unsubscribe, SCAN, CLICK; weibo: follow, unfollow…")
+    ] = "",
+    scene: Annotated[str, typer.Option(help="QR scene (subscribe/SCAN) or menu key (CLICK).")] = "",
+    fan: Annotated[str, typer.Option(help="The fan's openid / uid.")] = "",
+    url: Annotated[str, typer.Option(help="Base URL of the running server.")] = "http://127.0.0.1:8000",
+) -> None:
+    """POST one correctly signed (and for WeChat safe mode, encrypted) push to a running server."""
+    from scrm.channels import registry
+    from scrm.workspace import service
+
+    if kind not in ("wechat", "weibo"):
+        raise fail("simulate supports wechat and weibo")
+    if not text and not event:
+        raise fail("give --text or --event")
+    db = _db()
+    with db.transaction(readonly=True) as session:
+        row = service.find_channel_account_for_inbound(session, account, kind)
+        view = service.account_view(row)
+    registry.get(kind)
+    hook = f"{url.rstrip('/')}/hooks/{kind}/{account}"
+    if kind == "wechat":
+        from scrm.channels.wechat import simulate as wechat_sim
+        from scrm.channels.wechat.spec import account_config as wechat_config
+
+        key = None
+        if scene:
+            key = f"qrscene_{scene}" if event.lower() == "subscribe" else scene
+        response = wechat_sim.simulate(
+            hook,
+            wechat_config(view),
+            text=text or None,
+            event=event or None,
+            event_key=key,
+            openid=fan or "oSimulatedFan000000000000000",
+        )
+    else:
+        from scrm.channels.weibo import simulate as weibo_sim
+        from scrm.channels.weibo.spec import account_config as weibo_config
+
+        response = weibo_sim.simulate(
+            hook,
+            weibo_config(view),
+            text=text or None,
+            event=event or None,
+            key=scene or None,
+            sender_id=fan or "2489518277",
+        )
+    out.print(f"HTTP {response.status_code}")
+    out.print(response.text or "(empty body)")
+    if response.status_code >= 400:
+        raise typer.Exit(1)
+
+
+@channels_app.command("fake")
+@friendly
+def channels_fake(
+    kind: Annotated[str, typer.Argument(help="wechat or weibo.")],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 0,
+) -> None:
+    """Run a fake WeChat / Weibo API on 127.0.0.1 for the demo (accepts every account in the DB).
+
+    Then start the server with SCRM_WECHAT_API_BASE=http://127.0.0.1:PORT (or
+    SCRM_WEIBO_API_BASE) so replies go to the fake instead of the real platform.
+    """
+    import time
+
+    from scrm.workspace import service
+
+    if kind not in ("wechat", "weibo"):
+        raise fail("fake supports wechat and weibo")
+    db = _db()
+    accounts = []
+    with db.transaction(readonly=True) as session:
+        for ws in service.list_workspaces(session):
+            accounts += [service.account_view(a) for a in service.list_channel_accounts(session, ws.id, kind)]
+    if kind == "wechat":
+        from scrm.channels.wechat.fake import FakeWechatServer
+        from scrm.channels.wechat.spec import appid_of
+
+        apps = {appid_of(a): a.secrets.get("secret", "") for a in accounts}
+        server: Any = FakeWechatServer(port=port or 9101, apps=apps).start()
+        known = ", ".join(sorted(apps)) or "none (the default wx_fake_app)"
+    else:
+        from scrm.channels.weibo.fake import FakeWeiboServer
+
+        tokens = {a.secrets.get("access_token", "") for a in accounts} - {""}
+        server = FakeWeiboServer(port=port or 9102, access_tokens=tokens, strict=False).start()
+        known = f"{len(tokens)} access token(s)"
+    env = "SCRM_WECHAT_API_BASE" if kind == "wechat" else "SCRM_WEIBO_API_BASE"
+    out.print(f"fake {kind} API on {server.base_url} for {known}")
+    out.print(f"start the server with {env}={server.base_url}")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
 
 
 # -- imports -----------------------------------------------------------------------------------

@@ -93,7 +93,20 @@ def _load_one(session: Session, ws_spec: dict[str, Any]) -> tuple[int, bool]:
             brand_id=brand_ids[0] if brand_ids else None,
         )
     _social_accounts(session, ws_id, ws_spec, brand_ids[0] if brand_ids else None)
+    _load_rules(session, ws_id, ws_spec["slug"])
     return ws_id, created
+
+
+def _load_rules(session: Session, ws_id: int, slug: str) -> None:
+    """The demo's routing rules (lost items to lost-and-found, ...), upserted by name."""
+    from scrm.automation import service as automation
+
+    path = DATA / f"rules_{slug}.json"
+    if not path.exists():
+        return
+    existing = {r.name: r.id for r in automation.list_rules(session, ws_id)}
+    for rule in json.loads(path.read_text("utf-8")):
+        automation.save_rule(session, ws_id, rule, rule_id=existing.get(rule["name"]))
 
 
 DEMO_WECHAT_NAME = "演示 微信公众号"

@@ -149,7 +149,10 @@ def install_examples_provider(db: Database) -> None:
 
     def provider(slug: str) -> WorkspaceExamples:
         with db.transaction(readonly=True) as session:
-            ws = workspace_service.get_workspace(session, slug)
+            try:
+                ws = workspace_service.get_workspace(session, slug)
+            except NotFound as exc:
+                raise LookupError(exc.message) from None
             return workspace_examples(session, ws.id)
 
     set_workspace_examples_provider(provider)

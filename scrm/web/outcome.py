@@ -16,10 +16,6 @@ from scrm.workspace import service as workspace_service
 from scrm.workspace.schemas import Principal
 
 
-def available() -> bool:
-    return True
-
-
 def record(
     session: Session, principal: Principal, conv: Conversation, text: str, team_ids: list[int]
 ) -> None:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -60,12 +59,13 @@ def test_urgency_uses_influence() -> None:
     assert service.urgency("complaint", "neg", 0.95, None, "垃圾", True) == "low"
 
 
-def test_cached_load_is_fast(analyzer: Analyzer) -> None:
+def test_a_cleared_cache_reloads_the_same_trained_models(analyzer: Analyzer) -> None:
+    # Load time is measured in bench/nlp.py, not here.
     service.clear_cache()
-    t0 = time.perf_counter()
     again = service.get_analyzer()
-    assert time.perf_counter() - t0 < 5.0  # <2 s on the benchmark machine; slack for CI
-    assert again.model_version == analyzer.model_version
+    assert again is not analyzer and again.model_version == analyzer.model_version
+    text = "@云程航空 昨天 MU5137 上海飞成都，黑色双肩包落在 32C 座位上了，急！"
+    assert again.analyze(text).to_dict() == analyzer.analyze(text).to_dict()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -57,7 +57,6 @@ def pane_data(session: Session, ctx: WebContext, conversation_id: int) -> dict[s
         "team_list": workspace_service.list_teams(session, ws),
         "account": account,
         "can_record_outcome": conv.team_id is not None and conv.team_id in ctx.team_ids,
-        "outcome_available": outcome.available(),
         **fan,
     }
 
