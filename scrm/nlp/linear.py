@@ -58,15 +58,18 @@ class LinearTextModel:
     calib_a: float
     calib_c: np.ndarray  # (n_classes,)
 
+    def __post_init__(self) -> None:
+        # Contiguous (n_features, k) copies made once: multiplying a sparse matrix by the
+        # strided view `coef[:, :n].T` made scipy copy the whole weight matrix on every call
+        # (about 1 ms each, several per message).
+        n_hash = self.idf.shape[0]
+        self._w_hash = np.ascontiguousarray(self.coef[:, :n_hash].T)
+        self._w_dense = np.ascontiguousarray(self.coef[:, n_hash:].T)
+
     def scores(self, counts: sparse.csr_matrix, dense: np.ndarray) -> np.ndarray:
         """Raw decision values, shape (n, n_classes)."""
-        n_hash = self.idf.shape[0]
         x = tfidf_rows(counts, self.idf)
-        s = (
-            x @ self.coef[:, :n_hash].T
-            + (dense * self.dense_scale) @ self.coef[:, n_hash:].T
-            + self.intercept
-        )
+        s = x @ self._w_hash + (dense * self.dense_scale) @ self._w_dense + self.intercept
         s = np.asarray(s, dtype=np.float64)
         if len(self.classes) == 2 and s.shape[1] == 1:
             s = np.hstack([-s / 2, s / 2])
