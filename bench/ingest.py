@@ -1,0 +1,221 @@
+"""Durable webhook ingest: accepted events/s, latency at a steady rate, received-to-visible.
+
+    .venv/bin/python bench/ingest.py                         # SQLite (a temp file)
+    .venv/bin/python bench/ingest.py --database-url postgresql+psycopg://…   # PostgreSQL
+
+Starts a real `scrm serve` process (one API process, in-process worker on SQLite; a separate
+`scrm worker` process on PostgreSQL), creates a workspace with a webhook channel, and drives
+the signed endpoint with a keep-alive load generator on the other core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import _load  # noqa: E402
+from scrm.channels.webhook.handler import sign  # noqa: E402
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return int(port)
+
+
+def setup(env: dict[str, str]) -> tuple[int, str]:
+    scrm = str(ROOT / ".venv" / "bin" / "scrm")
+    subprocess.run([scrm, "db", "upgrade"], env=env, check=True, capture_output=True)
+    code = (
+        "from scrm.db import Database\n"
+        "from scrm.config import get_settings\n"
+        "from scrm.workspace import service as s\n"
+        "db=Database(get_settings().database_url)\n"
+        "with db.transaction() as t:\n"
+        "    ws=s.create_workspace(t,'bench','Bench')\n"
+        "    a=s.create_channel_account(t,ws.id,'webhook','bench',"
+        "secrets={'secret':'bench-secret-0123456789'})\n"
+        "    print(a.id)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+    return int(out.stdout.strip().splitlines()[-1]), "bench-secret-0123456789"
+
+
+def make_requests(
+    n: int, channel_id: int, secret: str, run: str, port: int, senders: int = 5000
+) -> list[bytes]:
+    ts = str(int(time.time()))
+    out = []
+    sent_at = dt.datetime.now(dt.UTC).isoformat()
+    for i in range(n):
+        body = json.dumps(
+            {
+                "id": f"{run}-{i}",
+                "type": "message",
+                "sender": {"id": f"fan-{i % senders}", "name": "粉丝"},
+                "text": "@云程航空 昨天 MU5137 上海飞成都，黑色双肩包落在 32C 座位上了，急！",
+                "sent_at": sent_at,
+            },
+            ensure_ascii=False,
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Scrm-Timestamp": ts,
+            "X-Scrm-Signature": sign(secret, ts, body),
+        }
+        out.append(_load.build_request(f"127.0.0.1:{port}", f"/hooks/webhook/{channel_id}", body, headers))
+    return out
+
+
+def wait_ready(port: int, timeout: float = 30) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+def visible_latencies(env: dict[str, str], run: str) -> list[float]:
+    code = (
+        "import json\n"
+        "from sqlalchemy import select\n"
+        "from scrm.db import Database\n"
+        "from scrm.config import get_settings\n"
+        "from scrm.models import InboundEvent, Message\n"
+        "db=Database(get_settings().database_url)\n"
+        "with db.transaction(readonly=True) as s:\n"
+        "    rows=s.execute(select(InboundEvent.received_at, Message.created_at).join(Message,"
+        " (Message.workspace_id==InboundEvent.workspace_id)&(Message.inbound_event_id==InboundEvent.id))"
+        f".where(InboundEvent.external_id.like('{run}-%'))).all()\n"
+        "print(json.dumps([(m-r).total_seconds() for r,m in rows]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+    return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def count_pending(env: dict[str, str]) -> int:
+    code = (
+        "from sqlalchemy import select, func\n"
+        "from scrm.db import Database\nfrom scrm.config import get_settings\nfrom scrm.models import Job\n"
+        "db=Database(get_settings().database_url)\n"
+        "with db.transaction(readonly=True) as s:\n"
+        "    q=select(func.count()).select_from(Job).where(Job.status.in_(('queued','running')))\n"
+        "    print(s.execute(q).scalar_one())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(p / 100 * len(s)))] if s else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--database-url", default="")
+    ap.add_argument("--burst", type=int, default=20000, help="events for the max-throughput run")
+    ap.add_argument("--seconds", type=int, default=10, help="length of each steady-rate run")
+    ap.add_argument("--connections", type=int, default=32)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="scrm-bench-")
+    url = args.database_url or f"sqlite:///{tmp}/bench.db"
+    is_pg = url.startswith("postgresql")
+    port = free_port()
+    env = dict(
+        os.environ,
+        SCRM_DATABASE_URL=url,
+        SCRM_SECRET_KEY="bench",
+        SCRM_LOG_LEVEL="WARNING",
+        SCRM_INPROCESS_WORKER="false" if is_pg else "true",
+    )
+    channel_id, secret = setup(env)
+    scrm = str(ROOT / ".venv" / "bin" / "scrm")
+    server = subprocess.Popen(
+        [scrm, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    worker = None
+    if is_pg:
+        worker = subprocess.Popen(
+            [scrm, "worker", "--concurrency", "4"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    results: dict[str, object] = {}
+    try:
+        wait_ready(port)
+        # Warm-up.
+        asyncio.run(_load.run("127.0.0.1", port, make_requests(500, channel_id, secret, "warm", port)))
+        # 1. Max accepted events/s (durable: each committed before its 202).
+        reqs = make_requests(args.burst, channel_id, secret, "burst", port)
+        r = asyncio.run(_load.run("127.0.0.1", port, reqs, connections=args.connections))
+        results["burst"] = {
+            "events": args.burst,
+            "seconds": round(r.duration, 2),
+            "accepted_per_s": round(r.statuses.get(202, 0) / r.duration),
+            "statuses": r.statuses,
+            "p50_ms": round(r.pct(50) * 1000, 2),
+            "p99_ms": round(r.pct(99) * 1000, 2),
+        }
+        # Let the worker drain before the steady runs.
+        deadline = time.monotonic() + 600
+        while count_pending(env) and time.monotonic() < deadline:
+            time.sleep(1)
+        results["drained_after_burst"] = count_pending(env) == 0
+        # 2. Latency at a steady 1,000/s.
+        for rate, label in ((1000, "steady_1000"), (500, "steady_500")):
+            n = rate * args.seconds
+            reqs = make_requests(n, channel_id, secret, label, port)
+            r = asyncio.run(_load.run("127.0.0.1", port, reqs, connections=args.connections, rate=rate))
+            entry: dict[str, object] = {
+                "rate": rate,
+                "events": n,
+                "achieved_per_s": round(n / r.duration),
+                "statuses": r.statuses,
+                "p50_ms": round(r.pct(50) * 1000, 2),
+                "p99_ms": round(r.pct(99) * 1000, 2),
+            }
+            deadline = time.monotonic() + 300
+            while count_pending(env) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            vis = visible_latencies(env, label)
+            entry["visible"] = len(vis)
+            entry["visible_p50_ms"] = round(pct(vis, 50) * 1000, 1)
+            entry["visible_p99_ms"] = round(pct(vis, 99) * 1000, 1)
+            results[label] = entry
+    finally:
+        server.terminate()
+        if worker:
+            worker.terminate()
+        server.wait(10)
+    results["database"] = "PostgreSQL" if is_pg else "SQLite (WAL)"
+    results["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    results["date"] = dt.date.today().isoformat()
+    print(json.dumps(results, indent=2, ensure_ascii=False))
+    _ = statistics  # keep import for ad-hoc analysis
+
+
+if __name__ == "__main__":
+    main()
