@@ -152,9 +152,11 @@ def main() -> None:
     )
     channel_id, secret = setup(env)
     scrm = str(ROOT / ".venv" / "bin" / "scrm")
+    server_log = open(f"{tmp}/server.log", "w")  # noqa: SIM115
     server = subprocess.Popen(
-        [scrm, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [scrm, "serve", "--port", str(port)], env=env, stdout=server_log, stderr=server_log
     )
+    print(f"server log: {tmp}/server.log", file=sys.stderr)
     worker = None
     if is_pg:
         worker = subprocess.Popen(
