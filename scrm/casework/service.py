@@ -16,10 +16,10 @@ import secrets as pysecrets
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from scrm import events
+from scrm.casework import repository
 from scrm.config import get_settings
 from scrm.contact import service as contact_service
 from scrm.conversation import service as conversation_service
@@ -138,18 +138,7 @@ def create_task(
     ws = conv.workspace_id
     team_id = team.id if team else None
     prefix = f"{kind}:{conv.id}:{team_id or ''}"
-    existing = (
-        session.execute(
-            select(CaseTask).where(
-                CaseTask.workspace_id == ws,
-                CaseTask.conversation_id == conv.id,
-                CaseTask.kind == kind,
-                CaseTask.team_id.is_(None) if team_id is None else CaseTask.team_id == team_id,
-            )
-        )
-        .scalars()
-        .all()
-    )
+    existing = repository.for_conversation(session, ws, conv.id, kind, team_id)
     for t in existing:
         if t.status == "open":
             return t
@@ -233,7 +222,7 @@ def task_out(task: CaseTask, team: Team | None = None) -> dict[str, Any]:
 
 
 def get_task(session: Session, workspace_id: int, task_id: int) -> CaseTask:
-    task = session.get(CaseTask, (workspace_id, task_id))
+    task = repository.get(session, workspace_id, task_id)
     if task is None:
         raise NotFound("no such task")
     return task
@@ -249,26 +238,19 @@ def list_tasks(
     conversation_id: int | None = None,
     limit: int = 100,
 ) -> list[CaseTask]:
-    stmt = select(CaseTask).where(CaseTask.workspace_id == workspace_id)
-    if team_id is not None:
-        stmt = stmt.where(CaseTask.team_id == team_id)
-    if status:
-        stmt = stmt.where(CaseTask.status == status)
-    if kind:
-        stmt = stmt.where(CaseTask.kind == kind)
-    if conversation_id is not None:
-        stmt = stmt.where(CaseTask.conversation_id == conversation_id)
-    return list(session.execute(stmt.order_by(CaseTask.id.desc()).limit(limit)).scalars())
+    return repository.list_page(
+        session,
+        workspace_id,
+        team_id=team_id,
+        status=status,
+        kind=kind,
+        conversation_id=conversation_id,
+        limit=limit,
+    )
 
 
 def open_task_count(session: Session, workspace_id: int, kind: str = "department") -> int:
-    return int(
-        session.execute(
-            select(func.count()).where(
-                CaseTask.workspace_id == workspace_id, CaseTask.kind == kind, CaseTask.status == "open"
-            )
-        ).scalar_one()
-    )
+    return repository.count_open(session, workspace_id, kind)
 
 
 # -- outcomes ------------------------------------------------------------------------------------
