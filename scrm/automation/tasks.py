@@ -153,9 +153,12 @@ def notify(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 @job("assignment.rebalance", max_attempts=3)
 def rebalance(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """Hand on the open work of agents who went away, then fill free capacity from the queue."""
-    for member_id in assignment.away_assignees(ctx.session, ctx.workspace_id):
-        assignment.reassign_from_member(ctx.session, ctx.workspace_id, member_id)
+    """Fill free agent capacity from the unassigned queue.
+
+    Work is handed on when an agent goes away (``set_availability``), not here: a sweep of
+    "offline" assignees would take back conversations a supervisor gave deliberately, or that
+    an agent answered through the API without a browser session marking them online.
+    """
     assignment.drain_queue(ctx.session, ctx.workspace_id)
 
 

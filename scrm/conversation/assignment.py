@@ -328,26 +328,6 @@ def drain_queue(session: Session, workspace_id: int, limit: int = 200) -> int:
     return assigned
 
 
-def away_assignees(session: Session, workspace_id: int) -> list[int]:
-    return [
-        int(m)
-        for m in session.execute(
-            select(Conversation.assignee_id)
-            .join(
-                Member,
-                (Member.workspace_id == Conversation.workspace_id) & (Member.id == Conversation.assignee_id),
-            )
-            .where(
-                Conversation.workspace_id == workspace_id,
-                Conversation.status == "open",
-                Member.availability != "online",
-            )
-            .distinct()
-        ).scalars()
-        if m is not None
-    ]
-
-
 def set_availability(session: Session, workspace_id: int, member_id: int, availability: str) -> int:
     """Set an agent's availability; going away or offline hands their open work on."""
     if availability not in ("online", "away", "offline"):

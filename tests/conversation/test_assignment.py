@@ -136,3 +136,23 @@ def test_sticky_vip_and_away(db, workspace) -> None:  # type: ignore[no-untyped-
     with db.transaction() as s:
         assignment.set_availability(s, workspace.id, junior, "online")
         assert len(assignment.unassigned_queue(s, workspace.id)) == 0
+
+
+def test_rebalance_fills_the_queue_but_keeps_hand_assigned_work(db, workspace) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from scrm.automation.tasks import rebalance
+
+    offline = agent(db, workspace, "offline", availability="offline")
+    online = agent(db, workspace, "online")
+    given = open_conversation(db, workspace, "given")
+    waiting = open_conversation(db, workspace, "waiting")
+    with db.transaction() as s:
+        conv = s.get(Conversation, (workspace.id, given))
+        assert conv is not None
+        conv.assignee_id = offline  # a supervisor gave it to the offline agent on purpose
+    with db.transaction() as s:
+        rebalance(SimpleNamespace(session=s, workspace_id=workspace.id), {})  # type: ignore[arg-type]
+    with db.transaction(readonly=True) as s:
+        owners = {c: s.get(Conversation, (workspace.id, c)).assignee_id for c in (given, waiting)}  # type: ignore[union-attr]
+    assert owners == {given: offline, waiting: online}
