@@ -1,6 +1,8 @@
 """Generate a workspace with many conversations for the UI benchmark (bench/ui.py).
 
     .venv/bin/python bench/gen_ui_data.py --conversations 20000 --db /tmp/scrm-ui-bench.db
+    .venv/bin/python bench/gen_ui_data.py --conversations 100000 --messages-per 10 \
+        --database-url postgresql+psycopg://USER@HOST:PORT/DB      # an empty PostgreSQL database
 
 Deterministic (random.Random(7)). Rows are inserted with the ORM in bulk: pushing 20,000
 conversations through the pipeline would benchmark the pipeline, not the pages.
@@ -155,13 +157,22 @@ def generate(db: Database, conversations: int, messages_per: int = 3) -> dict[st
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--conversations", type=int, default=20_000)
-    ap.add_argument("--db", default="/tmp/scrm-ui-bench.db")
+    ap.add_argument("--messages-per", type=int, default=3, help="messages per conversation")
+    ap.add_argument("--db", default="/tmp/scrm-ui-bench.db", help="SQLite file (recreated)")
+    ap.add_argument("--database-url", default="", help="an empty PostgreSQL database instead")
     args = ap.parse_args()
-    for suffix in ("", "-wal", "-shm"):
-        Path(args.db + suffix).unlink(missing_ok=True)
-    db = Database(f"sqlite:///{args.db}")
+    if args.database_url:
+        url = args.database_url
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(args.db + suffix).unlink(missing_ok=True)
+        url = f"sqlite:///{args.db}"
+    db = Database(url)
     migrate.upgrade(db)
-    print(generate(db, args.conversations))
+    print(generate(db, args.conversations, args.messages_per))
+    if not db.is_sqlite:
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/gen_ui_data.py --conversations 20000 --db /tmp/scrm-ui-bench.db
     .venv/bin/python bench/ui.py --db /tmp/scrm-ui-bench.db
+    .venv/bin/python bench/ui.py --database-url postgresql+psycopg://USER@HOST:PORT/DB
 
 Each page is requested N times in process (FastAPI TestClient: routing, auth, queries and
 Jinja rendering; no network). Targets: inbox and conversation pane p95 < 150 ms; search over
@@ -38,9 +39,10 @@ def pct(values: list[float], p: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--db", default="/tmp/scrm-ui-bench.db")
+    ap.add_argument("--database-url", default="", help="PostgreSQL filled by gen_ui_data.py")
     ap.add_argument("-n", type=int, default=30)
     args = ap.parse_args()
-    os.environ["SCRM_DATABASE_URL"] = f"sqlite:///{args.db}"
+    os.environ["SCRM_DATABASE_URL"] = args.database_url or f"sqlite:///{args.db}"
     get_settings.cache_clear()
     db = Database(os.environ["SCRM_DATABASE_URL"])
     client = TestClient(create_app(get_settings(), db))
@@ -72,12 +74,14 @@ def main() -> None:
         "conversation pane + fan panel": f"/ui/c/{cid.group(1)}",
         "supervisor dashboard (7 days)": "/dashboard",
     }
-    print(f"- Data: {n_conv:,} conversations, {n_msg:,} messages (SQLite file, WAL)")
+    kind = "SQLite file, WAL" if db.is_sqlite else "PostgreSQL 15"
+    print(f"- Data: {n_conv:,} conversations, {n_msg:,} messages ({kind})")
     print(
         f"- Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
         f"Python {platform.python_version()}"
     )
-    print(f"- Command: `.venv/bin/python bench/ui.py -n {args.n}`\n")
+    where = f"--database-url {args.database_url.split('@')[-1]}" if args.database_url else f"--db {args.db}"
+    print(f"- Command: `.venv/bin/python bench/ui.py {where} -n {args.n}`\n")
     print("| page | p50 ms | p95 ms | bytes |")
     print("|---|---:|---:|---:|")
     for name, url in pages.items():

@@ -6,6 +6,7 @@ from sqlalchemy import Connection
 import scrm.models  # noqa: F401  (registers every table)
 from scrm.config import get_settings
 from scrm.db import Base, make_engine
+from scrm.migrate import include_object
 
 target_metadata = Base.metadata
 
@@ -16,6 +17,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -16,9 +16,11 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scrm import api, jobs, metrics, migrate
+from scrm.automation import passive as rule_replies
 from scrm.config import Settings, get_settings
 from scrm.db import Database
 from scrm.errors import AppError
+from scrm.inbound import passive
 from scrm.inbound.endpoints import router as inbound_router
 from scrm.logs import RequestIdMiddleware
 from scrm.worker.runner import Worker
@@ -31,6 +33,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     jobs.load()
     database = db or Database(settings.database_url)
     run_worker = settings.inprocess_worker if settings.inprocess_worker is not None else database.is_sqlite
+    # Rules that the push alone decides answer in the platform's response (scrm.automation.passive).
+    passive.register("rules", rule_replies.replier(database))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

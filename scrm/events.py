@@ -5,6 +5,7 @@ publishes to live subscribers (SSE) after the commit."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -12,7 +13,10 @@ from sqlalchemy.orm import Session
 from scrm import live, metrics
 from scrm.db import after_commit
 
-_LISTENERS: dict[str, list[str]] = defaultdict(list)
+# A listener may say, per workspace, whether it wants an event at all (e.g. the rules listener
+# only when some enabled rule is on that event): no job is written for an event nobody needs.
+Wants = Callable[[Session, int, str], bool]
+_LISTENERS: dict[str, list[tuple[str, Wants | None]]] = defaultdict(list)
 
 # The events that exist, so a typo in a listener is caught at import time.
 EVENTS = frozenset(
@@ -41,11 +45,11 @@ EVENTS = frozenset(
 )
 
 
-def subscribe(event: str, job_kind: str) -> None:
+def subscribe(event: str, job_kind: str, *, wants: Wants | None = None) -> None:
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}")
-    if job_kind not in _LISTENERS[event]:
-        _LISTENERS[event].append(job_kind)
+    _LISTENERS[event][:] = [(k, w) for k, w in _LISTENERS[event] if k != job_kind]
+    _LISTENERS[event].append((job_kind, wants))
 
 
 def emit(session: Session, workspace_id: int, event: str, data: dict[str, Any]) -> None:
@@ -53,7 +57,8 @@ def emit(session: Session, workspace_id: int, event: str, data: dict[str, Any]) 
         raise ValueError(f"unknown event {event!r}")
     from scrm.worker.service import enqueue
 
-    for job_kind in _LISTENERS.get(event, ()):
-        enqueue(session, workspace_id, job_kind, {"event": event, **data})
+    for job_kind, wants in _LISTENERS.get(event, ()):
+        if wants is None or wants(session, workspace_id, event):
+            enqueue(session, workspace_id, job_kind, {"event": event, **data})
     after_commit(session, lambda: live.publish(workspace_id, event, data))
     after_commit(session, lambda: metrics.count_event(event))

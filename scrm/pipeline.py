@@ -110,6 +110,8 @@ def process_inbound(ctx: JobContext, payload: dict[str, Any]) -> None:
         contact=resolved.contact,
         identity=resolved.identity,
     )
+    if event.metadata.get("passive_reply"):
+        pctx.facts["passive_reply"] = event.metadata["passive_reply"]
     if event.kind in MESSAGE_KINDS:
         contact_service.mark_inbound(resolved.identity)
         appended = conversation_service.append_inbound(

@@ -88,6 +88,20 @@ def _send(
 ) -> dict[str, Any]:
     key = f"rule:{ctx.rule_id}:{ctx.trigger_key}"[:200]
     conv = ctx.conversation
+    passive = ctx.facts.get("passive_reply") or {}
+    if passive.get("rule_id") == str(ctx.rule_id):
+        # Already delivered in the response to the platform's push (scrm.automation.passive).
+        if conv is None:
+            return {"passive": True}
+        msg = conversation_service.send_reply(
+            ctx.session,
+            conv,
+            str(passive.get("text") or text),
+            sender_type="bot",
+            visibility="private",
+            delivered=True,
+        )
+        return {"message_id": str(msg.id), "passive": True}
     if conv is not None:
         if _bot_replies_recently(ctx.session, conv) >= BOT_REPLY_LIMIT:
             raise ActionSkipped("loop protection: too many automatic replies in this conversation")

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import httpx
+from sqlalchemy.orm import Session
 
 from scrm import events
 from scrm.automation import service
@@ -162,6 +163,10 @@ def rebalance(ctx: JobContext, payload: dict[str, Any]) -> None:
     assignment.drain_queue(ctx.session, ctx.workspace_id)
 
 
+def _has_rules_for(session: Session, workspace_id: int, event: str) -> bool:
+    return bool(service.ruleset(session, workspace_id).by_event.get(event))
+
+
 for _name in LISTENED:
-    events.subscribe(_name, "automation.on_event")
+    events.subscribe(_name, "automation.on_event", wants=_has_rules_for)
 periodic("assignment.rebalance", 30)

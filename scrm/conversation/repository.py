@@ -3,11 +3,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Select, String, and_, cast, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, String, and_, cast, func, or_, select, union
+from sqlalchemy.orm import Session, aliased
 
 from scrm.models import Contact, Conversation, ConversationActivity, Message
 
@@ -150,7 +150,66 @@ class InboxFilter:
     query: str | None = None
 
 
-def _inbox_where(stmt: Select[Any], workspace_id: int, f: InboxFilter) -> Select[Any]:
+def _trigram_indexed(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _search_each(conv: Any, q: str, like_contact: ColumnElement[bool]) -> ColumnElement[bool]:
+    """The search as a check on each conversation row (`conv`: Conversation or an alias of it)."""
+    in_messages = (
+        select(Message.id)
+        .where(
+            Message.workspace_id == conv.workspace_id,
+            Message.conversation_id == conv.id,
+            Message.text.contains(q, autoescape=True),
+        )
+        .exists()
+    )
+    in_contact = (
+        select(Contact.id)
+        .where(Contact.workspace_id == conv.workspace_id, Contact.id == conv.contact_id, like_contact)
+        .exists()
+    )
+    return or_(conv.subject.contains(q, autoescape=True), in_messages, in_contact)
+
+
+def _like_contact(q: str) -> ColumnElement[bool]:
+    return or_(
+        Contact.name.contains(q, autoescape=True),
+        Contact.phone.contains(q, autoescape=True),
+        Contact.member_no.contains(q, autoescape=True),
+    )
+
+
+def _search(workspace_id: int, q: str, *, indexed: bool) -> ColumnElement[bool]:
+    """Substring search over the subject, the messages and the contact (Chinese needs no tokenizer).
+
+    `indexed` (PostgreSQL with pg_trgm GIN indexes, see the trigram migration): matching
+    messages and contacts are found once through the indexes (hashed sub-plans), so a rare or
+    absent term costs milliseconds. Without such indexes (SQLite) each conversation is checked
+    in inbox order, which stops as soon as a page is full when the term is common.
+    """
+    like_contact = _like_contact(q)
+    if indexed:
+        # One id list from three index-served parts: the planner can semi-join it.
+        other = aliased(Conversation)
+        contacts = select(Contact.id).where(Contact.workspace_id == workspace_id, like_contact)
+        ids = union(
+            select(Message.conversation_id).where(
+                Message.workspace_id == workspace_id, Message.text.contains(q, autoescape=True)
+            ),
+            select(other.id).where(
+                other.workspace_id == workspace_id, other.subject.contains(q, autoescape=True)
+            ),
+            select(other.id).where(other.workspace_id == workspace_id, other.contact_id.in_(contacts)),
+        )
+        return Conversation.id.in_(ids)
+    return _search_each(Conversation, q, like_contact)
+
+
+def _inbox_where(
+    stmt: Select[Any], workspace_id: int, f: InboxFilter, *, indexed: bool = False
+) -> Select[Any]:
     stmt = stmt.where(Conversation.workspace_id == workspace_id)
     if f.statuses:
         stmt = stmt.where(Conversation.status.in_(f.statuses))
@@ -174,33 +233,20 @@ def _inbox_where(stmt: Select[Any], workspace_id: int, f: InboxFilter) -> Select
         # labels is a JSON list; match the label's JSON text so "VIP" does not match "VIP2".
         stmt = stmt.where(cast(Conversation.labels, String).contains(json.dumps(f.label), autoescape=True))
     if f.query:
-        # Substring search (works for Chinese without a tokenizer). At scale this wants a
-        # pg_trgm GIN index on message.text, contact.name and conversation.subject.
-        q = f.query
-        in_messages = (
-            select(Message.id)
-            .where(
-                Message.workspace_id == Conversation.workspace_id,
-                Message.conversation_id == Conversation.id,
-                Message.text.contains(q, autoescape=True),
-            )
-            .exists()
-        )
-        in_contact = (
-            select(Contact.id)
-            .where(
-                Contact.workspace_id == Conversation.workspace_id,
-                Contact.id == Conversation.contact_id,
-                or_(
-                    Contact.name.contains(q, autoescape=True),
-                    Contact.phone.contains(q, autoescape=True),
-                    Contact.member_no.contains(q, autoescape=True),
-                ),
-            )
-            .exists()
-        )
-        stmt = stmt.where(or_(Conversation.subject.contains(q, autoescape=True), in_messages, in_contact))
+        stmt = stmt.where(_search(workspace_id, f.query, indexed=indexed))
     return stmt
+
+
+# A common search term fills the first page from the newest conversations: looking at this
+# many of them in inbox order (limit x factor) before using the indexes is cheaper then.
+RECENT_SEARCH_FACTOR = 40
+
+
+def _after(stmt: Select[Any], conv: Any, after: tuple[dt.datetime, int] | None) -> Select[Any]:
+    if after is None:
+        return stmt
+    at, cid = after
+    return stmt.where(or_(conv.last_message_at < at, and_(conv.last_message_at == at, conv.id < cid)))
 
 
 def inbox_page(
@@ -211,21 +257,40 @@ def inbox_page(
     after: tuple[dt.datetime, int] | None,
     limit: int,
 ) -> Sequence[Conversation]:
-    stmt = _inbox_where(select(Conversation), workspace_id, f)
-    if after is not None:
-        at, cid = after
-        stmt = stmt.where(
-            or_(
-                Conversation.last_message_at < at,
-                and_(Conversation.last_message_at == at, Conversation.id < cid),
-            )
+    indexed = _trigram_indexed(session)
+    if f.query and indexed:
+        # Check the newest conversations one by one first; if they fill the page, that page is
+        # exact (nothing newer was skipped). A rare term falls through to the indexed search.
+        window = _after(
+            _inbox_where(select(Conversation), workspace_id, replace(f, query=None)), Conversation, after
         )
+        recent = (
+            window.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
+            .limit(limit * RECENT_SEARCH_FACTOR)
+            .subquery()
+        )
+        conv = aliased(Conversation, recent)
+        rows = (
+            session.execute(
+                select(conv)
+                .where(_search_each(conv, f.query, _like_contact(f.query)))
+                .order_by(conv.last_message_at.desc(), conv.id.desc())
+                .limit(limit)
+            )
+            .scalars()
+            .all()
+        )
+        if len(rows) == limit:
+            return rows
+    stmt = _after(_inbox_where(select(Conversation), workspace_id, f, indexed=indexed), Conversation, after)
     stmt = stmt.order_by(Conversation.last_message_at.desc(), Conversation.id.desc()).limit(limit)
     return session.execute(stmt).scalars().all()
 
 
 def inbox_count(session: Session, workspace_id: int, f: InboxFilter) -> int:
-    stmt = _inbox_where(select(func.count()).select_from(Conversation), workspace_id, f)
+    stmt = _inbox_where(
+        select(func.count()).select_from(Conversation), workspace_id, f, indexed=_trigram_indexed(session)
+    )
     return int(session.execute(stmt).scalar_one())
 
 

@@ -154,11 +154,14 @@ def send_reply(
     kind: str = "text",
     payload: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
+    delivered: bool = False,
 ) -> Message:
     """Store an outgoing message and queue it for delivery on the conversation's channel.
 
     Public threads (a Weibo post) get a public reply unless the agent chooses private.
     A human reply is the conversation's first response; an automatic one is not.
+    `delivered`: the platform already has it (a passive reply in the push's response), so it
+    is recorded as sent and not queued.
     """
     text = text.strip()
     if not text and kind == "text":
@@ -177,12 +180,17 @@ def send_reply(
         text=text,
         media=[],
         visibility=visibility,
-        status="pending",
+        status="sent" if delivered else "pending",
         triage={},
-        extra={},
+        extra={"passive": True} if delivered else {},
+        sent_at=now if delivered else None,
     )
     session.add(message)
     session.flush()
+    if delivered:
+        conv.message_count += 1
+        conv.last_message_at = now
+        return message
     reply_to = None
     last_in = repository.last_inbound(session, conv.workspace_id, conv.id)
     if last_in is not None:

@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -146,14 +146,23 @@ async def channel_push(kind: str, channel_id: int, request: Request) -> Response
         push = adapter.parse(request.query_params, body, account)
     except InboundRejected as exc:
         return _reject(kind, exc)
-    pending = _Pending(
-        account.workspace_id, account.id, kind, push.events, push.raw.decode("utf-8", "replace")
-    )
-    await asyncio.wrap_future(_committer(db).submit(pending))  # committed before we answer
-    reply = passive_reply_for(account, push.events[0]) if push.events else None
-    if reply is not None and push.render_reply is not None:
+    # The passive answer is decided and rendered before the push is stored, and stored with it:
+    # the pipeline then records the reply as delivered instead of sending it a second time.
+    events = tuple(push.events)
+    answer_body: bytes | None = None
+    answer = passive_reply_for(account, events[0]) if events and push.render_reply is not None else None
+    if answer is not None and push.render_reply is not None:
         try:
-            return Response(push.render_reply(reply), media_type=adapter.reply_media_type)
+            answer_body = push.render_reply(answer.reply)
         except ValueError:
             log.warning("passive reply for %s account %s could not be rendered", kind, account.id)
+        else:
+            first = events[0]
+            text = answer.reply if isinstance(answer.reply, str) else getattr(answer.reply, "content", "")
+            stamp = {**answer.source, "text": text}
+            events = (replace(first, metadata={**first.metadata, "passive_reply": stamp}), *events[1:])
+    pending = _Pending(account.workspace_id, account.id, kind, events, push.raw.decode("utf-8", "replace"))
+    await asyncio.wrap_future(_committer(db).submit(pending))  # committed before we answer
+    if answer_body is not None:
+        return Response(answer_body, media_type=adapter.reply_media_type)
     return Response(adapter.ack, media_type=adapter.ack_media_type)

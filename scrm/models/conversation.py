@@ -43,6 +43,8 @@ class Conversation(WorkspaceOwned, Timestamped, Base):
             postgresql_where=_OPEN,
         ),
         Index("ix_conversation_inbox", "workspace_id", "status", "last_message_at"),
+        # Every status at once (search, "all"), newest first.
+        Index("ix_conversation_recent", "workspace_id", "last_message_at", "id"),
         Index("ix_conversation_assignee", "workspace_id", "assignee_id", "status"),
         Index("ix_conversation_team", "workspace_id", "team_id", "status"),
         Index("ix_conversation_contact", "workspace_id", "contact_id"),

@@ -24,7 +24,7 @@ class Job(WorkspaceOwned, Timestamped, Base):
     __tablename__ = "job"
     __table_args__ = (
         UniqueConstraint("workspace_id", "kind", "idempotency_key"),
-        Index("ix_job_due", "status", "run_at"),
+        Index("ix_job_due", "status", "run_at", "id"),
         Index(
             "ix_job_ordering_active",
             "workspace_id",

@@ -152,6 +152,10 @@ env = Environment(
 env.filters["localtime"] = _localtime
 env.filters["fen"] = _fen
 env.filters["urlq"] = lambda v: quote(str(v), safe="")
+env.filters["zip_labels"] = lambda values, prefix, t: [(str(v), t(f"{prefix}{v}")) for v in values]
+# The admin area's tabs, in order (each is /admin/<name>).
+ADMIN_TABS = ("channels", "teams", "members", "canned", "rules", "sla", "tokens", "policy", "jobs")
+env.globals["admin_tabs"] = ADMIN_TABS
 
 
 def render(

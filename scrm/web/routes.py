@@ -13,7 +13,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scrm.errors import AppError, Unauthorized
 from scrm.web import deps
-from scrm.web.pages import admin, auth, contact, conversation, dashboard, department, inbox, jobs, live
+from scrm.web.pages import (
+    admin,
+    auth,
+    contact,
+    conversation,
+    dashboard,
+    department,
+    inbox,
+    jobs,
+    live,
+    rules,
+    sla,
+)
 from scrm.web.ratelimit import LoginLimiter
 
 STATIC = Path(__file__).parent / "static"
@@ -63,8 +75,8 @@ class SecurityHeaders:
 def mount(app: FastAPI) -> None:
     app.state.login_limiter = LoginLimiter()
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    # jobs before admin: /admin/jobs must not be taken by /admin/{section}
-    for module in (auth, inbox, conversation, contact, department, jobs, admin, dashboard, live):
+    # jobs, rules and sla before admin: /admin/jobs must not be taken by /admin/{section}
+    for module in (auth, inbox, conversation, contact, department, jobs, rules, sla, admin, dashboard, live):
         app.include_router(module.router, include_in_schema=False)
     app.add_middleware(SecurityHeaders)
 

@@ -59,7 +59,12 @@ def insert_job(
 
 
 def claim(session: Session, *, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
-    """Claim up to `limit` due jobs, honouring per-ordering-key order, and lease them."""
+    """Claim up to `limit` due jobs, honouring per-ordering-key order, and lease them.
+
+    Two reads, each walking the (status, run_at, id) index in order and stopping at `limit`:
+    jobs whose lease expired (their worker died) first, then queued jobs that are due. A single
+    `queued OR expired` read would sort the whole backlog on every claim.
+    """
     now = utcnow()
     earlier = aliased(Job)
     blocked = exists().where(
@@ -68,19 +73,24 @@ def claim(session: Session, *, worker_id: str, limit: int, lease_seconds: float)
         earlier.id < Job.id,
         earlier.status.in_(("queued", "running")),
     )
-    due = or_(
-        and_(Job.status == "queued", Job.run_at <= now),
+    pg = session.get_bind().dialect.name == "postgresql"
+    keys: list[tuple[int, int]] = []
+    for due in (
         and_(Job.status == "running", Job.lease_until < now),
-    )
-    stmt = (
-        select(Job.workspace_id, Job.id)
-        .where(due, or_(Job.ordering_key.is_(None), ~blocked))
-        .order_by(Job.run_at, Job.id)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True, of=Job)
-    keys = session.execute(stmt).all()
+        and_(Job.status == "queued", Job.run_at <= now),
+    ):
+        want = limit - len(keys)
+        if want <= 0:
+            break
+        stmt = (
+            select(Job.workspace_id, Job.id)
+            .where(due, or_(Job.ordering_key.is_(None), ~blocked))
+            .order_by(Job.status, Job.run_at, Job.id)
+            .limit(want)
+        )
+        if pg:
+            stmt = stmt.with_for_update(skip_locked=True, of=Job)
+        keys.extend((int(ws), int(jid)) for ws, jid in session.execute(stmt).all())
     if not keys:
         return []
     lease = now + dt.timedelta(seconds=lease_seconds)

@@ -175,7 +175,7 @@ def test_passive_reply_is_encrypted_and_the_same_for_every_retry(
     def welcome(account: Any, event: Any) -> str | None:
         return "欢迎关注！" if event.kind == "subscribe" else None
 
-    passive.register(welcome)
+    passive.register("test-welcome", welcome)
     try:
         query, body = wechat.push(event="subscribe", create_time=1_700_000_000)
         contents = []
@@ -193,7 +193,7 @@ def test_passive_reply_is_encrypted_and_the_same_for_every_retry(
         # A text message has no replier here: plain acknowledgement.
         assert wechat.post(*wechat.push(text="你好")).content == b"success"
     finally:
-        passive.unregister(welcome)
+        passive.unregister("test-welcome")
 
 
 @pytest.mark.parametrize(
@@ -349,3 +349,75 @@ def test_db_token_store_is_single_flight_across_threads(
             assert fresh != stale and client._refresh_invalid(stale) == fresh
         assert store.fetch_count == 1  # one refresh (stable_token, then force_refresh: same token back)
         assert fake.token_fetches == 3
+
+
+def _rule(db: Database, ws: Workspace, **data: Any) -> None:
+    from scrm.automation import service as automation
+
+    with db.transaction() as s:
+        automation.save_rule(s, ws.id, {"stop": False, "conditions": {}, **data})
+
+
+def _decrypted_content(response: Any) -> str:
+    envelope = xmltodict.parse(response.text)["xml"]
+    plain = WeChatCrypto(TOKEN, AES_KEY, APPID).decrypt_message(
+        response.text, envelope["MsgSignature"], envelope["TimeStamp"], envelope["Nonce"]
+    )
+    return str(xmltodict.parse(plain)["xml"]["Content"])
+
+
+def test_rules_that_the_push_decides_answer_passively_and_are_not_sent_again(
+    wechat: Wechat, db: Database, settings: Settings, workspace: Workspace
+) -> None:
+    from scrm.automation import passive as rule_replies
+    from scrm.models import OutboxMessage, RuleFiring
+
+    _rule(db, workspace, name="欢迎", event="contact.subscribed", position=1,
+          actions=[{"type": "reply", "text": "感谢关注！"}])  # fmt: skip
+    _rule(db, workspace, name="营业时间", event="message.received", position=1,
+          conditions={"all": [{"field": "text", "op": "contains_any", "value": ["营业时间"]}]},
+          actions=[{"type": "reply", "text": "每天 9:00-21:00 在线"}])  # fmt: skip
+    passive.register("rules", rule_replies.replier(db))
+    try:
+        # The welcome: the same encrypted answer for the push and its retries, stored once.
+        query, body = wechat.push(event="subscribe", create_time=1_700_000_100)
+        answers = [_decrypted_content(wechat.post(query, body)) for _ in range(3)]
+        assert answers == ["感谢关注！"] * 3 and count(db, InboundEvent) == 1
+        # A keyword the rule knows: answered in the response and recorded in the conversation.
+        assert _decrypted_content(wechat.post(*wechat.push(text="请问营业时间？"))) == "每天 9:00-21:00 在线"
+        # Anything else: plain acknowledgement.
+        assert wechat.post(*wechat.push(text="航班延误了")).content == b"success"
+        run_jobs(db, settings)
+    finally:
+        passive.unregister("rules")
+    assert wechat.fake.sent == []  # nothing went out through the customer-service API
+    assert count(db, OutboxMessage) == 0
+    with db.transaction(readonly=True) as s:
+        bot = s.execute(select(Message).where(Message.sender_type == "bot")).scalars().all()
+        firings = s.execute(select(RuleFiring)).scalars().all()
+    assert [(m.text, m.status, m.extra.get("passive")) for m in bot] == [
+        ("每天 9:00-21:00 在线", "sent", True)
+    ]
+    assert sorted(f.actions[0].get("passive", False) for f in firings) == [True, True]
+    assert conversation(db).first_response_at is None  # an automatic reply is not a first response
+
+
+def test_a_rule_that_needs_triage_first_keeps_the_reply_in_the_outbox(
+    wechat: Wechat, db: Database, settings: Settings, workspace: Workspace
+) -> None:
+    from scrm.automation import passive as rule_replies
+
+    # An earlier rule reads the intent, which only the pipeline knows: no passive answer.
+    _rule(db, workspace, name="投诉", event="message.received", position=1,
+          conditions={"all": [{"field": "intent", "op": "eq", "value": "complaint"}]},
+          actions=[{"type": "set_priority", "priority": "high"}], stop=True)  # fmt: skip
+    _rule(db, workspace, name="营业时间", event="message.received", position=2,
+          conditions={"all": [{"field": "text", "op": "contains_any", "value": ["营业时间"]}]},
+          actions=[{"type": "reply", "text": "每天 9:00-21:00 在线"}])  # fmt: skip
+    passive.register("rules", rule_replies.replier(db))
+    try:
+        assert wechat.post(*wechat.push(text="请问营业时间？")).content == b"success"
+        run_jobs(db, settings)
+    finally:
+        passive.unregister("rules")
+    assert [m["text"]["content"] for m in wechat.fake.sent] == ["每天 9:00-21:00 在线"]

@@ -40,7 +40,8 @@ def test_upgrade_from_empty_down_and_up_again(tmp_path) -> None:  # type: ignore
         tables = set(inspect(db.engine).get_table_names())
         assert {"workspace", "conversation", "message", "inbound_event", "job", "outbox_message"} <= tables
         with db.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            ctx = MigrationContext.configure(conn, opts={"include_object": migrate.include_object})
+            diff = compare_metadata(ctx, Base.metadata)
         assert diff == [], f"models and migrations differ: {diff}"
         migrate.downgrade(db, "base")
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}

@@ -100,8 +100,12 @@ def live_server(db: Database, settings: Settings) -> Iterator[LiveServer]:
     live_settings = settings.model_copy(update={"inprocess_worker": True, "worker_poll_interval": 0.05})
     app = create_app(live_settings, db)
     port = _free_port()
+    # An open SSE stream (a browser page still on it) would hold a graceful shutdown forever:
+    # give open connections one second, then close them.
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -291,3 +291,159 @@ def test_admin_department_and_dashboard_pages(browser, live_server: LiveServer, 
     assert dl.value.suggested_filename == "intent.csv"
     shot(page, "dashboard")
     assert not [e for e in page.errors if "Content Security Policy" in e or "Refused" in e], page.errors
+
+
+def test_admin_builds_a_rule_with_the_form_builder_and_dry_runs_it(
+    browser, live_server: LiveServer, workspace: Workspace
+) -> None:  # type: ignore[no-untyped-def]
+    server = live_server
+    page = new_page(browser, server)
+    login(page, server, "admin@yuncheng.test")
+    page.goto(server.url + "/admin/rules")
+    page.click("#new-rule")
+    page.wait_for_selector("#rule-form")
+    page.fill("#rule-name", "失物 → 失物招领")
+    page.fill("#rule-position", "10")
+
+    # Conditions: keywords OR the intent, and never spam.
+    conds = page.locator("#cond-rows .cond-row")
+    expect(conds).to_have_count(1)
+    conds.nth(0).locator(".cond-group").select_option("any")
+    conds.nth(0).locator(".cond-value").fill("落在, 丢了, 遗失")
+    page.click("#add-condition")
+    expect(conds).to_have_count(2)
+    intent = conds.nth(1)
+    intent.locator(".cond-group").select_option("any")
+    intent.locator(".cond-field").select_option("intent")
+    # The operators follow the field's type: no text operators for the intent.
+    assert intent.locator(".cond-op").evaluate("s => s.querySelector('option[value=contains_any]').hidden")
+    intent.locator(".cond-op").select_option("eq")
+    intent.locator(".cond-value").fill("lost_item")
+    page.click("#add-condition")
+    spam = conds.nth(2)
+    spam.locator(".cond-group").select_option("none")
+    spam.locator(".cond-field").select_option("is_spam")
+    expect(spam.locator(".cond-op")).to_have_value("is")
+    expect(spam.locator(".cond-value")).to_be_hidden()
+    expect(spam.locator(".cond-flag")).to_be_visible()
+    page.click("#add-condition")  # one too many: removed again
+    expect(conds).to_have_count(4)
+    conds.nth(3).locator("[data-action=remove-row]").click()
+    expect(conds).to_have_count(3)
+
+    # Actions: route, label, priority; the priority moved up above the label.
+    acts = page.locator("#act-rows .act-row")
+    acts.nth(0).locator("select[name='act_route.team']").select_option("lost")
+    page.click("#add-action")
+    acts.nth(1).locator(".act-type").select_option("label")
+    expect(acts.nth(1).locator("select[name='act_route.team']")).to_be_hidden()
+    acts.nth(1).locator("input[name='act_label.labels']").fill("失物")
+    page.click("#add-action")
+    acts.nth(2).locator(".act-type").select_option("set_priority")
+    acts.nth(2).locator("select[name='act_set_priority.priority']").select_option("high")
+    acts.nth(2).locator("[data-action=row-up]").click()
+    page.check("#rule-stop")
+    shot(page, "rule_builder")
+    page.click("#rule-save")
+    page.wait_for_url("**/admin/rules?saved=1")
+    expect(page.locator("#rules-table .rule-name")).to_have_text(["失物 → 失物招领"])
+
+    from scrm.automation import service as automation
+
+    with server.db.transaction(readonly=True) as s:
+        [rule] = automation.list_rules(s, workspace.id)
+    assert rule.conditions == {
+        "any": [
+            {"field": "text", "op": "contains_any", "value": ["落在", "丢了", "遗失"]},
+            {"field": "intent", "op": "eq", "value": "lost_item"},
+        ],
+        "none": [{"field": "is_spam", "op": "is", "value": True}],
+    }
+    assert rule.actions == [
+        {"type": "route", "team": "lost"},
+        {"type": "set_priority", "priority": "high"},
+        {"type": "label", "labels": ["失物"]},
+    ]
+    assert rule.stop and rule.position == 10
+
+    # Dry run: paste the passenger's post, see the rule and what it would do.
+    page.fill("#dry-text", LOST_BAG)
+    page.click("#dry-run-submit")
+    result = page.locator("#dry-result")
+    expect(result).to_contain_text("失物 → 失物招领")
+    expect(result.locator(".dry-action")).to_have_text(
+        ["转给团队 · 团队: 失物招领", "设置优先级 · 优先级: 高", "加标签 · 标签: 失物"]
+    )
+    shot(page, "rules")
+    page.fill("#dry-text", "请问几点登机")
+    page.click("#dry-run-submit")
+    expect(page.locator("#dry-none")).to_be_visible()
+
+    # Delete asks first: dismissed keeps the rule.
+    page.once("dialog", lambda d: d.dismiss())
+    page.click(f"#rule-{rule.id} .delete")
+    expect(page.locator("#rules-table .rule-name")).to_have_count(1)
+    assert not [e for e in page.errors if "Content Security Policy" in e or "Refused" in e], page.errors
+
+
+def test_admin_sla_channels_pages_and_the_sla_at_risk_view(
+    browser, live_server: LiveServer, workspace: Workspace
+) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from scrm.kit.time import utcnow
+    from scrm.models import SlaTimer
+    from scrm.sla import service as sla_service
+
+    server = live_server
+    with server.db.transaction() as s:
+        sla_service.upsert_policy(
+            s,
+            workspace.id,
+            "失物加急",
+            {"team_id": workspace.team_ids["lost"], "priority": "urgent", "first_response_minutes": 5},
+        )
+        sla_service.upsert_policy(s, workspace.id, "默认", {"first_response_minutes": 10})
+        week = {d: [["09:00", "12:00"], ["13:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
+        sla_service.set_calendar(
+            s,
+            workspace.id,
+            workspace.team_ids["lost"],
+            timezone="Asia/Shanghai",
+            hours={**week, "sat": [], "sun": []},
+        )
+    with httpx.Client(base_url=server.url) as http:
+        deliver(http, workspace, "s1", LOST_BAG, sender="fan-1", name="林晓雯")
+        deliver(http, workspace, "s2", "航班延误了三个小时也没人解释", sender="fan-2", name="成都的大熊")
+        deliver(http, workspace, "s3", "请问 MU5402 明天几点起飞？", sender="fan-3", name="小可乐")
+    ids = wait_for_conversation(server, workspace, 3)
+    now = utcnow()
+    with server.db.transaction() as s:  # time passes: one clock breached, one in its warning window
+        for cid, due, warn in ((ids[1], -6, -8), (ids[0], 1.5, -0.5)):
+            for t in s.query(SlaTimer).filter_by(
+                workspace_id=workspace.id, conversation_id=cid, metric="first_response"
+            ):
+                t.due_at, t.warn_at = now + dt.timedelta(minutes=due), now + dt.timedelta(minutes=warn)
+
+    page = new_page(browser, server)
+    login(page, server, "admin@yuncheng.test")
+    page.goto(server.url + "/inbox?view=sla")
+    expect(page.locator(".conv-row")).to_have_count(2)
+    assert page.locator(".conv-row").first.get_attribute("data-id") == str(ids[1])
+    expect(page.locator(".conv-row .sla-breached")).to_contain_text("已超时")
+    shot(page, "inbox_sla")
+
+    page.goto(server.url + "/admin/sla")
+    expect(page.locator("#policies-table tbody tr")).to_have_count(2)
+    shot(page, "sla")
+
+    page.goto(server.url + "/admin/channels")
+    page.fill("#wechat-form input[name=name]", "云程航空服务号")
+    page.fill("#wechat-form input[name=appid]", "wx5137a1b2c3d4e5f6")
+    page.fill("#wechat-form input[name=secret]", "app-secret-0123456789abcdef")
+    page.fill("#wechat-form input[name=token]", "tok5137yuncheng")
+    page.click("#wechat-connect")
+    expect(page.locator("#connected")).to_contain_text("/hooks/wechat/")
+    assert "app-secret-0123456789abcdef" not in page.content()
+    shot(page, "channels")
+    assert not [e for e in page.errors if "Content Security Policy" in e or "Refused" in e], page.errors

@@ -1,4 +1,5 @@
-"""The inbox: views (Mine, Unassigned, My team, All, Mentions), filters, search and the list."""
+"""The inbox: views (Mine, Unassigned, My team, All, Mentions, SLA at risk), filters, search and
+the list."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from scrm.conversation import service as conversation_service
 from scrm.errors import Invalid
-from scrm.kit.time import UTC
+from scrm.kit.time import UTC, utcnow
 from scrm.models import ChannelAccount, Conversation
-from scrm.web import deps
+from scrm.web import deps, sla_risk
 from scrm.web.deps import Ctx, WebContext
 from scrm.workspace import service as workspace_service
 
@@ -71,7 +72,7 @@ def view_filter(ctx: WebContext, view: str, params: dict[str, str]) -> conversat
         base["team_ids"] = tuple(ctx.team_ids)
     elif view == "mentions":
         base["visibility"] = "public"
-    elif view != "all":
+    elif view not in ("all", "sla"):
         raise Invalid("unknown view", field="view")
     team = _int(params.get("team"), "team")
     if team is not None:
@@ -97,11 +98,16 @@ def views_for(session: Session, ctx: WebContext) -> list[str]:
     views = ["mine", "unassigned", "team", "all"]
     if workspace_service.list_channel_accounts(session, ctx.principal.workspace_id, "weibo"):
         views.append("mentions")
+    views.append("sla")  # SLA at risk: in the warning window or past due, soonest first
     return views
 
 
+def _cursor(at: dt.datetime, conversation_id: int) -> str:
+    return f"{int(at.timestamp() * 1_000_000)}_{conversation_id}"
+
+
 def encode_cursor(conv: Conversation) -> str:
-    return f"{int(conv.last_message_at.timestamp() * 1_000_000)}_{conv.id}"
+    return _cursor(conv.last_message_at, conv.id)
 
 
 def decode_cursor(cursor: str) -> tuple[dt.datetime, int] | None:
@@ -116,26 +122,44 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, int] | None:
 
 def list_data(session: Session, ctx: WebContext, q: InboxQuery, cursor: str = "") -> dict[str, Any]:
     f = view_filter(ctx, q.view, q.params)
-    rows = conversation_service.inbox_page(
-        session, ctx.principal.workspace_id, f, after=decode_cursor(cursor), limit=PAGE_SIZE + 1
-    )
-    page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
     ws = ctx.principal.workspace_id
+    risks: dict[int, sla_risk.Risk] = {}
+    if q.view == "sla":
+        now = utcnow()
+        due_rows = sla_risk.page(session, ws, f, now, after=decode_cursor(cursor), limit=PAGE_SIZE + 1)
+        rows = [conv for conv, _due in due_rows]
+        page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+        risks = sla_risk.risks(session, ws, [c.id for c in page], now)
+        next_cursor = _cursor(due_rows[PAGE_SIZE - 1][1], page[-1].id) if more and page else ""
+    else:
+        rows = conversation_service.inbox_page(
+            session, ws, f, after=decode_cursor(cursor), limit=PAGE_SIZE + 1
+        )
+        page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+        next_cursor = encode_cursor(page[-1]) if more and page else ""
     return {
         "conversations": page,
         "contacts": conversation_service.contacts_for(session, ws, page),
         "accounts": {a.id: a for a in workspace_service.list_channel_accounts(session, ws)},
         "members": {m.id: m for m in workspace_service.list_members(session, ws)},
         "teams": {t.id: t for t in workspace_service.list_teams(session, ws)},
-        "next_url": q.list_url(cursor=encode_cursor(page[-1])) if more and page else "",
+        "risks": risks,
+        "next_url": q.list_url(cursor=next_cursor) if next_cursor else "",
         "q": q,
     }
+
+
+def view_count(session: Session, ctx: WebContext, view: str) -> int:
+    ws = ctx.principal.workspace_id
+    if view == "sla":
+        return sla_risk.count(session, ws, view_filter(ctx, view, {}), utcnow())
+    return conversation_service.inbox_count(session, ws, view_filter(ctx, view, {}))
 
 
 def sidebar_data(session: Session, ctx: WebContext, q: InboxQuery) -> dict[str, Any]:
     ws = ctx.principal.workspace_id
     views = views_for(session, ctx)
-    counts = {v: conversation_service.inbox_count(session, ws, view_filter(ctx, v, {})) for v in views}
+    counts = {v: view_count(session, ctx, v) for v in views}
     return {
         "views": views,
         "counts": counts,

@@ -19,7 +19,6 @@ from scrm.worker.registry import kinds
 
 router = APIRouter(prefix="/admin/jobs")
 PAGE_SIZE = 50
-ADMIN_SECTIONS = ("channels", "teams", "members", "canned", "tokens", "policy")
 
 
 @router.get("")
@@ -54,7 +53,6 @@ def jobs_page(
         ctx,
         "admin/jobs.html",
         section="jobs",
-        sections=ADMIN_SECTIONS,
         status=status,
         kind=kind,
         statuses=(*jobs.STATUSES, "all"),

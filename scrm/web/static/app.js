@@ -138,9 +138,85 @@
     var t = e.target;
     if (t.closest && t.closest("[data-action=help]")) { toggleHelp(true); return; }
     if (t.id === "help") toggleHelp(false);
+    var act = t.closest ? t.closest("[data-action]") : null;
+    if (act) ruleBuilderClick(act, e);
   });
+  // Forms that delete something ask first (data-confirm holds the question).
+  document.addEventListener("submit", function (e) {
+    var q = e.target.getAttribute && e.target.getAttribute("data-confirm");
+    if (q && !window.confirm(q)) e.preventDefault();
+  });
+
+  // -- rule builder (Admin → Rules): add, remove and order rows; fit operators to the field ----
+  var NO_VALUE = ["present", "absent", "empty", "is"];
+  function syncCondRow(row) {
+    var fieldSel = row.querySelector(".cond-field");
+    var opSel = row.querySelector(".cond-op");
+    if (!fieldSel || !opSel) return;
+    var opt = fieldSel.selectedOptions[0];
+    var kind = opt ? opt.getAttribute("data-kind") : "str";
+    row.setAttribute("data-kind", kind);
+    var attr = row.querySelector(".cond-attr");
+    if (attr) attr.hidden = fieldSel.value !== "contact.attributes.";
+    var first = null, keep = false;
+    Array.prototype.forEach.call(opSel.options, function (o) {
+      var ok = (o.getAttribute("data-kinds") || "").split(" ").indexOf(kind) !== -1;
+      o.hidden = !ok;
+      if (ok && !first) first = o;
+      if (ok && o.selected) keep = true;
+    });
+    if (!keep && first) opSel.value = first.value;
+    var value = row.querySelector(".cond-value");
+    if (value) {
+      value.hidden = NO_VALUE.indexOf(opSel.value) !== -1;
+      value.setAttribute("list", "dl-" + fieldSel.value);
+    }
+    var flag = row.querySelector(".cond-flag");
+    if (flag) flag.hidden = opSel.value !== "is";
+  }
+  function syncActRow(row, typeChanged) {
+    var typeSel = row.querySelector(".act-type");
+    if (!typeSel) return;
+    row.querySelectorAll(".act-params").forEach(function (g) {
+      g.hidden = g.getAttribute("data-type") !== typeSel.value;
+    });
+    // Parameters kept from the saved action belong to its old type.
+    var kept = row.querySelector(".act-keep");
+    if (typeChanged && kept) kept.value = "";
+  }
+  function ruleBuilderClick(el, e) {
+    var name = el.getAttribute("data-action");
+    var row = el.closest(".rule-row");
+    if (name === "add-row") {
+      var tpl = document.getElementById(el.getAttribute("data-template"));
+      var target = document.getElementById(el.getAttribute("data-target"));
+      if (!tpl || !target) return;
+      e.preventDefault();
+      var node = tpl.content.firstElementChild.cloneNode(true);
+      target.appendChild(node);
+      var focusable = node.querySelector("select, input");
+      if (focusable) focusable.focus();
+    } else if (name === "remove-row" && row) {
+      e.preventDefault();
+      row.remove();
+    } else if (name === "row-up" && row && row.previousElementSibling) {
+      e.preventDefault();
+      row.parentNode.insertBefore(row, row.previousElementSibling);
+    } else if (name === "row-down" && row && row.nextElementSibling) {
+      e.preventDefault();
+      row.parentNode.insertBefore(row.nextElementSibling, row);
+    }
+  }
   document.addEventListener("change", function (e) {
     var t = e.target;
+    if (t.classList.contains("cond-field") || t.classList.contains("cond-op")) {
+      syncCondRow(t.closest(".cond-row"));
+      return;
+    }
+    if (t.classList.contains("act-type")) {
+      syncActRow(t.closest(".act-row"), true);
+      return;
+    }
     if (t.id === "canned-select" && t.selectedOptions.length) {
       var text = t.selectedOptions[0].getAttribute("data-text");
       var box = document.getElementById("reply-text");
@@ -188,9 +264,17 @@
     });
   }
 
+  // Lists that change with the clock alone (SLA at risk) also refresh every data-refresh seconds.
+  function refreshByClock() {
+    var list = document.getElementById("conv-list");
+    var seconds = list ? parseInt(list.getAttribute("data-refresh") || "0", 10) : 0;
+    if (seconds > 0) setInterval(refreshList, seconds * 1000);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     markSelected();
     connectLive();
+    refreshByClock();
     drawCharts();
     var flash = document.getElementById("flash");
     if (flash) setTimeout(function () { flash.remove(); }, 4000);
