@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -80,6 +81,48 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
 
 
+class WriteGate:
+    """SQLite's one write lock, taken in this process in priority order (reentrant per thread).
+
+    SQLite lets one writer in at a time and makes the others poll with growing sleeps, so a
+    worker that starts its next job the moment it commits keeps winning, and acknowledgements
+    of inbound pushes wait behind it for seconds. Inside one process this gate hands the lock
+    over in order instead: foreground writers (requests, inbound storage) go before background
+    ones (worker jobs), which take it only when no foreground writer is waiting.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._owner: int | None = None
+        self._depth = 0
+        self._waiting_foreground = 0
+
+    @contextmanager
+    def hold(self, *, background: bool) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+            else:
+                if not background:
+                    self._waiting_foreground += 1
+                try:
+                    while self._owner is not None or (background and self._waiting_foreground):
+                        self._cond.wait()
+                finally:
+                    if not background:
+                        self._waiting_foreground -= 1
+                self._owner, self._depth = me, 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._owner = None
+                    self._cond.notify_all()
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
@@ -90,13 +133,26 @@ class Database:
             self.engine.execution_options(sqlite_begin="DEFERRED") if self.is_sqlite else self.engine
         )
         self._reader = sessionmaker(reader_bind, expire_on_commit=False)
+        self._gate = WriteGate() if self.is_sqlite else None
 
     def session(self, *, readonly: bool = False) -> Session:
         return (self._reader if readonly else self._writer)()
 
     @contextmanager
-    def transaction(self, *, readonly: bool = False) -> Iterator[Session]:
-        """One unit of work: commits on success, rolls back on error, then runs after-commit hooks."""
+    def transaction(self, *, readonly: bool = False, background: bool = False) -> Iterator[Session]:
+        """One unit of work: commits on success, rolls back on error, then runs after-commit hooks.
+
+        `background` (worker jobs): on SQLite, let waiting foreground writers go first.
+        """
+        if self._gate is None or readonly:
+            with self._unit(readonly=readonly) as session:
+                yield session
+            return
+        with self._gate.hold(background=background), self._unit(readonly=False) as session:
+            yield session
+
+    @contextmanager
+    def _unit(self, *, readonly: bool) -> Iterator[Session]:
         session = self.session(readonly=readonly)
         marker = None if readonly else _current_writer.set(session)
         try:

@@ -130,7 +130,7 @@ class Worker:
     def run_batch(self) -> int:
         self._maybe_tick()
         try:
-            with self.db.transaction() as session:
+            with self.db.transaction(background=True) as session:
                 jobs = repository.claim(
                     session, worker_id=self.worker_id, limit=self.batch_size, lease_seconds=self.lease_seconds
                 )
@@ -188,13 +188,13 @@ class Worker:
             if not keys:
                 continue
             try:
-                with self.db.transaction() as session:
+                with self.db.transaction(background=True) as session:
                     repository.renew_leases(session, self.worker_id, keys, self.lease_seconds)
             except Exception:
                 log.warning("lease renewal failed", exc_info=True)
 
     def _release(self, keys: list[tuple[int, int]]) -> None:
-        with self.db.transaction() as session:
+        with self.db.transaction(background=True) as session:
             repository.release(session, self.worker_id, keys)
 
     def _run_one(self, workspace_id: int, job_id: int) -> None:
@@ -208,7 +208,7 @@ class Worker:
         started = time.perf_counter()
         kind_name = "?"
         try:
-            with self.db.transaction() as session:
+            with self.db.transaction(background=True) as session:
                 job = session.execute(
                     select(Job).where(Job.workspace_id == workspace_id, Job.id == job_id)
                 ).scalar_one()
@@ -257,7 +257,7 @@ class Worker:
         import datetime as dt
 
         try:
-            with self.db.transaction() as session:
+            with self.db.transaction(background=True) as session:
                 job = repository.get(session, job_id, workspace_id)
                 if job is None or job.worker_id != self.worker_id:
                     return
@@ -285,7 +285,7 @@ class Worker:
             return
         self._last_tick = now
         try:
-            with self.db.transaction() as session:
+            with self.db.transaction(background=True) as session:
                 workspace_ids = session.execute(select(Workspace.id)).scalars().all()
                 for p in _PERIODIC:
                     slot = int(now // p.interval_seconds)
