@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from scrm import api, jobs, metrics, migrate
+from scrm import api, jobs, live, metrics, migrate
 from scrm.automation import passive as rule_replies
 from scrm.config import Settings, get_settings
 from scrm.db import Database
@@ -40,6 +40,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker: Worker | None = None
         thread: threading.Thread | None = None
+        listener = None if database.is_sqlite else live.Listener(database.url)
+        if listener is not None:
+            listener.start()
         if run_worker:
             worker = Worker(database, settings)
             thread = threading.Thread(target=worker.run_forever, name="scrm-inprocess-worker", daemon=True)
@@ -51,6 +54,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             if worker and thread:
                 worker.stop()
                 thread.join(timeout=10)
+            if listener is not None:
+                listener.stop()
 
     app = FastAPI(
         title="SCRM",

@@ -60,5 +60,8 @@ def emit(session: Session, workspace_id: int, event: str, data: dict[str, Any]) 
     for job_kind, wants in _LISTENERS.get(event, ()):
         if wants is None or wants(session, workspace_id, event):
             enqueue(session, workspace_id, job_kind, {"event": event, **data})
-    after_commit(session, lambda: live.publish(workspace_id, event, data))
+    if session.get_bind().dialect.name == "postgresql":
+        live.notify(session, workspace_id, event, data)  # every process's listener, on COMMIT
+    else:
+        after_commit(session, lambda: live.publish(workspace_id, event, live.slim(data)))
     after_commit(session, lambda: metrics.count_event(event))

@@ -1,15 +1,32 @@
-"""In-process fan-out of committed domain events to live UI connections (SSE).
+"""Fan-out of committed domain events to live UI connections (SSE).
 
 Each subscriber gets a bounded queue; a slow browser drops updates (it re-syncs on the next
 one) rather than holding memory.
+
+On SQLite everything runs in one process: events are published to local subscribers after
+the commit. On PostgreSQL the event is written with ``pg_notify`` inside the transaction that
+produced it (PostgreSQL delivers it only on COMMIT), and every API process runs a
+:class:`Listener` that relays notifications to its own subscribers, so an event committed by
+a worker process reaches browsers connected to any API process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+CHANNEL = "scrm_live"
+# Only what the browser needs to know what to refresh (NOTIFY payloads are capped at 8,000 bytes).
+FORWARDED_KEYS = ("conversation_id", "message_id", "status", "assignee_id", "team_id")
 
 
 @dataclass(eq=False)
@@ -55,3 +72,55 @@ def publish(workspace_id: int, event: str, data: dict[str, Any]) -> None:
 def subscriber_count() -> int:
     with _lock:
         return len(_subs)
+
+
+def slim(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: data[k] for k in FORWARDED_KEYS if k in data}
+
+
+def notify(session: Session, workspace_id: int, event: str, data: dict[str, Any]) -> None:
+    """PostgreSQL: queue the event for every process's listener; sent when the transaction commits."""
+    payload = json.dumps({"w": workspace_id, "e": event, "d": slim(data)}, separators=(",", ":"))
+    session.execute(select(func.pg_notify(CHANNEL, payload)))
+
+
+class Listener:
+    """LISTENs on PostgreSQL and relays each notification to this process's subscribers."""
+
+    def __init__(self, database_url: str) -> None:
+        url = make_url(database_url)
+        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._stop = threading.Event()
+        self.listening = threading.Event()  # set while a LISTEN connection is up
+        self._thread = threading.Thread(target=self._run, name="scrm-live-listener", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.listening.set()
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            self._relay(note.payload)
+            except Exception:
+                self.listening.clear()
+                log.warning("live listener lost its connection; reconnecting", exc_info=True)
+                self._stop.wait(1.0)
+
+    @staticmethod
+    def _relay(payload: str) -> None:
+        try:
+            msg = json.loads(payload)
+            publish(int(msg["w"]), str(msg["e"]), dict(msg["d"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed live notification")

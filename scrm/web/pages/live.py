@@ -14,8 +14,6 @@ from scrm.web.deps import Ctx
 
 router = APIRouter()
 KEEPALIVE_SECONDS = 15.0
-# What the browser needs to refresh: never message text (it fetches the fragment it may see).
-FORWARDED_KEYS = ("conversation_id", "message_id", "status", "assignee_id", "team_id")
 
 
 @router.get("/ui/events")
@@ -35,8 +33,8 @@ async def events(ctx: Ctx) -> StreamingResponse:
                 except TimeoutError:
                     yield ": keepalive\n\n"
                     continue
-                payload = {k: data[k] for k in FORWARDED_KEYS if k in data}
-                yield f"event: {name}\ndata: {json.dumps(payload)}\n\n"
+                # Never message text: the browser fetches the fragment it may see.
+                yield f"event: {name}\ndata: {json.dumps(live.slim(data))}\n\n"
         finally:
             live.unsubscribe(sub)
 
