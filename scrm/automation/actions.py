@@ -249,7 +249,9 @@ def run_action(ctx: ActionContext, action: dict[str, Any]) -> dict[str, Any]:
             conv.priority = priority
             conversation_service.record_activity(s, conv, "priority", None, priority=priority, by=who)
         if action.get("notify_supervisors", True):
-            sla.notify_supervisors(s, conv, f"{who} on {ctx.event}")
+            sla.notify_supervisors(
+                s, conv, f"{who} on {ctx.event}", key=f"rule:{ctx.rule_id}:{ctx.trigger_key}"
+            )
         if action.get("reassign"):
             assignment.reassign(s, conv, reason="escalation")
         return {"priority": priority}

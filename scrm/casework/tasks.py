@@ -23,4 +23,9 @@ def task_due(ctx: JobContext, payload: dict[str, Any]) -> None:
     conversation_service.record_activity(
         ctx.session, conv, "task_overdue", None, task_id=str(task.id), task_kind=task.kind
     )
-    sla.notify_supervisors(ctx.session, conv, f"{task.kind} task {task.id} overdue")
+    sla.notify_supervisors(
+        ctx.session,
+        conv,
+        f"{task.kind} task {task.id} overdue",
+        key=f"task:{task.id}:overdue:{int(task.due_at.timestamp())}",
+    )

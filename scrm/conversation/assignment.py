@@ -5,10 +5,13 @@ agent's *open* conversations), skills, availability (only "online" agents get wo
 to senior agents first, sticky to the agent who last served the fan.
 
 Fairness under concurrency: the chosen agent's member row is locked (FOR UPDATE on
-PostgreSQL; SQLite writers are serialised by BEGIN IMMEDIATE), their load is counted again
-under that lock, and the conversation is taken with a conditional UPDATE (only while it is
-still unassigned). Two workers therefore never give one agent more than their capacity, and
-never assign one conversation twice.
+PostgreSQL; SQLite writers are serialised by BEGIN IMMEDIATE), then the conversation is taken
+with one conditional UPDATE: only while it is still unassigned and while the agent, online,
+has fewer open conversations than their capacity (counted inside that statement, i.e. after
+the lock was granted). Two workers therefore never give one agent more than their capacity,
+and never assign one conversation twice. A transaction that already holds a member lock
+never waits for another one (it skips members locked by someone else), so member locks
+cannot deadlock.
 
 Conversations of a department or partner team (whose people work the *task*, see
 scrm.casework) are answered by the front desk: the team's parent service team, or else every
@@ -17,12 +20,16 @@ service team of the workspace.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.elements import BindParameter
 
 from scrm import events
 from scrm.conversation import service as conversation_service
@@ -48,14 +55,165 @@ class Candidate:
 def is_vip(contact: Contact | None) -> bool:
     if contact is None:
         return False
-    attrs = contact.attributes or {}
+    return vip_fields(contact.attributes, contact.tags)
+
+
+def vip_fields(attributes: dict[str, Any] | None, tags: list[str] | None) -> bool:
+    """VIP: attributes.vip set, a VIP tier (gold, platinum, 金卡, ...) or the tag VIP."""
+    attrs = attributes or {}
     if attrs.get("vip") in (True, "true", "1", 1, "yes"):
         return True
     tier = str(attrs.get("tier") or "").strip().lower()
-    return tier in VIP_TIERS or any(str(t).lower() == "vip" for t in contact.tags or [])
+    return tier in VIP_TIERS or any(str(t).lower() == "vip" for t in tags or [])
 
 
 # -- queries -------------------------------------------------------------------------------------
+# A decision runs for every new conversation, so its statements are built once (bound
+# parameters, memoised compilation) and run as Core statements on the session's connection:
+# columns only, no ORM objects. Round trips per decision: teams with their desks, candidates
+# with their load and the fan's last agent, [PostgreSQL: the member lock], the conditional
+# take, then the timeline row, a job per listener of conversation.assigned and, for
+# round-robin, the desk cursor.
+_WS: BindParameter[int] = bindparam("ws")
+_MEMBER: BindParameter[int] = bindparam("member")
+_NOW: BindParameter[dt.datetime] = bindparam("now")
+
+_TEAMS = (
+    select(
+        Team.id,
+        Team.kind,
+        Team.parent_id,
+        TeamDesk.id,
+        TeamDesk.strategy,
+        TeamDesk.auto_assign,
+        TeamDesk.sticky,
+        TeamDesk.vip_to_senior,
+        TeamDesk.last_member_id,
+    )
+    .outerjoin(TeamDesk, (TeamDesk.workspace_id == Team.workspace_id) & (TeamDesk.team_id == Team.id))
+    .where(Team.workspace_id == _WS)
+)
+
+_Load = aliased(Conversation, name="load_conv")
+_Last = aliased(Conversation, name="last_conv")
+# Open conversations of each member: one index range per member (ix_conversation_assignee).
+_LOAD = (
+    select(func.count())
+    .select_from(_Load)
+    .where(_Load.workspace_id == _WS, _Load.assignee_id == Member.id, _Load.status == "open")
+    .correlate(Member)
+    .scalar_subquery()
+)
+# The agent who last served the fan on another conversation (uncorrelated: computed once).
+_STICKY = (
+    select(_Last.assignee_id)
+    .where(
+        _Last.workspace_id == _WS,
+        _Last.contact_id == bindparam("contact"),
+        _Last.id != bindparam("conv"),
+        _Last.assignee_id.is_not(None),
+    )
+    .order_by(_Last.last_message_at.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+
+
+def _candidates_stmt(with_skills: bool) -> Select[Any]:
+    # Skills (a JSON list per member) are only fetched and parsed when the decision needs them.
+    cols: list[Any] = [Member.id, Member.capacity, Member.is_senior, _LOAD, _STICKY]
+    return (
+        select(*cols, *([Member.skills] if with_skills else []))
+        .where(
+            Member.workspace_id == _WS,
+            Member.is_active.is_(True),
+            Member.availability == "online",
+            Member.id.in_(
+                select(TeamMember.member_id).where(
+                    TeamMember.workspace_id == _WS,
+                    TeamMember.team_id.in_(bindparam("teams", expanding=True)),
+                )
+            ),
+        )
+        .order_by(Member.id)
+    )
+
+
+_CANDIDATES = {False: _candidates_stmt(False), True: _candidates_stmt(True)}
+_CONTACT_VIP = select(Contact.attributes, Contact.tags).where(
+    Contact.workspace_id == _WS, Contact.id == bindparam("contact")
+)
+_MEMBER_ROW = select(Member.id).where(Member.workspace_id == _WS, Member.id == _MEMBER)
+_LOCK_MEMBER = _MEMBER_ROW.with_for_update()
+# While this transaction already holds a member lock, it never waits for another one (it skips
+# a member someone else is assigning to): two transactions each holding one member and waiting
+# for the other's would deadlock.
+_LOCK_MEMBER_OR_SKIP = _MEMBER_ROW.with_for_update(skip_locked=True)
+_Count = aliased(Conversation, name="count_conv")
+# Take the conversation only while it is unassigned and the member, online, is under capacity.
+# The count runs inside this statement: on SQLite under the one write lock; on PostgreSQL in
+# a snapshot taken after the member lock was granted, so it sees every earlier taker's commit.
+_TAKE = (
+    update(Conversation)
+    .where(
+        Conversation.workspace_id == _WS,
+        Conversation.id == bindparam("conv"),
+        Conversation.assignee_id.is_(None),
+        Conversation.status != "resolved",
+        select(func.count())
+        .select_from(_Count)
+        .where(_Count.workspace_id == _WS, _Count.assignee_id == _MEMBER, _Count.status == "open")
+        .scalar_subquery()
+        < select(Member.capacity)
+        .where(
+            Member.workspace_id == _WS,
+            Member.id == _MEMBER,
+            Member.is_active.is_(True),
+            Member.availability == "online",
+        )
+        .scalar_subquery(),
+    )
+    .values(assignee_id=_MEMBER, updated_at=_NOW)
+)
+_ANYONE_WITH_ROOM = (
+    select(Member.id)
+    .where(
+        Member.workspace_id == _WS,
+        Member.is_active.is_(True),
+        Member.availability == "online",
+        Member.capacity > _LOAD,
+    )
+    .limit(1)
+)
+_CONV_STATE = select(Conversation.assignee_id, Conversation.status).where(
+    Conversation.workspace_id == _WS, Conversation.id == bindparam("conv")
+)
+_CURSOR = (
+    update(TeamDesk)
+    .where(TeamDesk.workspace_id == _WS, TeamDesk.team_id == bindparam("team"))
+    .values(last_member_id=_MEMBER, updated_at=_NOW)
+)
+
+
+@dataclass(frozen=True)
+class DeskSettings:
+    """The assignment settings of one team desk (defaults when the team has no desk row)."""
+
+    id: int | None = None
+    strategy: str = "round_robin"
+    auto_assign: bool = True
+    sticky: bool = True
+    vip_to_senior: bool = True
+    last_member_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Pool:
+    team_ids: list[int]  # teams whose agents answer; the first one's desk holds the settings
+    desk: DeskSettings  # of the answering team
+    held: bool  # auto-assignment is off (on the answering desk, or the routed team's own desk)
+
+
 def desk(session: Session, workspace_id: int, team_id: int) -> TeamDesk | None:
     return session.execute(
         select(TeamDesk).where(TeamDesk.workspace_id == workspace_id, TeamDesk.team_id == team_id)
@@ -71,100 +229,123 @@ def get_or_create_desk(session: Session, workspace_id: int, team_id: int) -> Tea
     return row
 
 
+def pool_of(session: Session, workspace_id: int, team_id: int | None) -> Pool:
+    """Who answers a conversation routed to `team_id`, and under which desk settings (one query).
+
+    A service team answers its own conversations. A department's or partner's conversation is
+    answered by its parent service team, else by every service team of the workspace; the
+    settings are the answering team's, but the department's own desk may hold its
+    conversations back from auto-assignment (auto_assign off)."""
+    teams: dict[int, tuple[str, int | None]] = {}
+    desks: dict[int, DeskSettings] = {}
+    for tid, kind, parent, desk_id, strategy, auto, sticky, vip, last in session.connection().execute(
+        _TEAMS, {"ws": workspace_id}
+    ):
+        teams[int(tid)] = (kind, parent)
+        if desk_id is not None:
+            desks[int(tid)] = DeskSettings(int(desk_id), strategy, bool(auto), bool(sticky), bool(vip), last)
+    kind, parent = teams.get(team_id, ("", None)) if team_id is not None else ("", None)
+    if kind == "service" and team_id is not None:
+        ids = [team_id]
+    elif parent is not None and parent in teams and teams[parent][0] == "service":
+        ids = [parent]
+    else:
+        ids = sorted(tid for tid, (kind, _parent) in teams.items() if kind == "service")
+    own = desks.get(team_id) if team_id is not None else None
+    answering = desks.get(ids[0], DeskSettings()) if ids else DeskSettings()
+    return Pool(ids, answering, held=(own is not None and not own.auto_assign) or not answering.auto_assign)
+
+
 def pool_team_ids(session: Session, workspace_id: int, team_id: int | None) -> list[int]:
     """Teams whose agents answer a conversation routed to `team_id`."""
-    teams = {
-        int(r[0]): (r[1], r[2])
-        for r in session.execute(
-            select(Team.id, Team.kind, Team.parent_id).where(Team.workspace_id == workspace_id)
-        ).all()
-    }
-    team = teams.get(team_id) if team_id is not None else None
-    if team is not None and team[0] == "service":
-        return [team_id]  # type: ignore[list-item]
-    if team is not None and team[1] in teams and teams[team[1]][0] == "service":
-        return [int(team[1])]
-    return sorted(tid for tid, (kind, _parent) in teams.items() if kind == "service")
+    return pool_of(session, workspace_id, team_id).team_ids
 
 
-def _loads(session: Session, workspace_id: int, member_ids: Sequence[int]) -> dict[int, int]:
-    if not member_ids:
-        return {}
-    rows = session.execute(
-        select(Conversation.assignee_id, func.count())
-        .where(
-            Conversation.workspace_id == workspace_id,
-            Conversation.assignee_id.in_(member_ids),
-            Conversation.status == "open",
-        )
-        .group_by(Conversation.assignee_id)
-    ).all()
-    return {int(m): int(n) for m, n in rows if m is not None}
-
-
-def candidates(session: Session, workspace_id: int, team_ids: Sequence[int]) -> list[Candidate]:
-    """Online, active members of the teams with their current load (columns only: this runs
-    for every assignment decision)."""
+def candidates(
+    session: Session,
+    workspace_id: int,
+    team_ids: Sequence[int],
+    *,
+    contact_id: int = 0,
+    conv_id: int = 0,
+    with_skills: bool = True,
+) -> tuple[list[Candidate], int | None]:
+    """Online, active members of the teams with their current open load, and the agent who last
+    served the contact on another conversation (one query; columns only). Without
+    `with_skills` the candidates' skills are left empty (not fetched)."""
     if not team_ids:
-        return []
-    rows = session.execute(
-        select(Member.id, Member.capacity, Member.skills, Member.is_senior)
-        .join(
-            TeamMember,
-            (TeamMember.workspace_id == Member.workspace_id) & (TeamMember.member_id == Member.id),
-        )
-        .where(
-            Member.workspace_id == workspace_id,
-            TeamMember.team_id.in_(team_ids),
-            Member.is_active.is_(True),
-            Member.availability == "online",
-        )
-    ).all()
-    unique = {int(r[0]): r for r in rows}
-    loads = _loads(session, workspace_id, list(unique))
-    return [
-        Candidate(mid, int(r[1]), frozenset(r[2] or []), bool(r[3]), loads.get(mid, 0))
-        for mid, r in sorted(unique.items())
-    ]
+        return [], None
+    params = {"ws": workspace_id, "teams": list(team_ids), "contact": contact_id, "conv": conv_id}
+    pool: list[Candidate] = []
+    sticky: int | None = None
+    for row in session.connection().execute(_CANDIDATES[with_skills], params).all():
+        skills = frozenset(row[5] or []) if with_skills else frozenset()
+        pool.append(Candidate(int(row[0]), int(row[1]), skills, bool(row[2]), int(row[3])))
+        sticky = int(row[4]) if row[4] is not None else None
+    return pool, sticky
 
 
-def last_agent_of(session: Session, workspace_id: int, contact_id: int, exclude_id: int) -> int | None:
-    return session.execute(
-        select(Conversation.assignee_id)
-        .where(
-            Conversation.workspace_id == workspace_id,
-            Conversation.contact_id == contact_id,
-            Conversation.id != exclude_id,
-            Conversation.assignee_id.is_not(None),
-        )
-        .order_by(Conversation.last_message_at.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+def _contact_is_vip(session: Session, workspace_id: int, contact_id: int) -> bool:
+    loaded = session.identity_map.get(session.identity_key(Contact, (workspace_id, contact_id)))
+    if isinstance(loaded, Contact):
+        return is_vip(loaded)
+    row = session.connection().execute(_CONTACT_VIP, {"ws": workspace_id, "contact": contact_id}).first()
+    return row is not None and vip_fields(row[0], row[1])
 
 
-def _lock_and_count(session: Session, workspace_id: int, member_id: int) -> tuple[Member | None, int]:
-    stmt = select(Member).where(Member.workspace_id == workspace_id, Member.id == member_id)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    member = session.execute(stmt).scalar_one_or_none()
-    return member, _loads(session, workspace_id, [member_id]).get(member_id, 0)
+def _member_locks(session: Session) -> set[int]:
+    """The members whose rows this transaction has locked (or updated)."""
+    txn = session.get_transaction()
+    entry = session.info.get("scrm_member_locks")
+    held: set[int] = entry[1] if entry is not None and entry[0] is txn else set()
+    session.info["scrm_member_locks"] = (txn, held)
+    return held
+
+
+def _lock_member(session: Session, workspace_id: int, member_id: int) -> bool:
+    """Lock the member's row until the end of the transaction. Waits only while the transaction
+    holds no other member lock, so member locks never form a cycle; otherwise a member locked
+    by someone else is skipped (False)."""
+    held = _member_locks(session)
+    stmt = _LOCK_MEMBER_OR_SKIP if held - {member_id} else _LOCK_MEMBER
+    if session.connection().execute(stmt, {"ws": workspace_id, "member": member_id}).first() is None:
+        return False
+    held.add(member_id)
+    return True
 
 
 def _take(session: Session, conv: Conversation, member_id: int) -> bool:
-    result = session.execute(
-        update(Conversation)
-        .where(
-            Conversation.workspace_id == conv.workspace_id,
-            Conversation.id == conv.id,
-            Conversation.assignee_id.is_(None),
-        )
-        .values(assignee_id=member_id, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    """Lock the member (PostgreSQL), then take the conversation if they still have room."""
+    conn = session.connection()
+    ws = conv.workspace_id
+    # PostgreSQL: serialise takers per member; the count in _TAKE then runs after the lock is
+    # granted. (SQLite: this write transaction began IMMEDIATE and holds the one write lock.)
+    if conn.dialect.name == "postgresql" and not _lock_member(session, ws, member_id):
         return False
-    session.expire(conv, ["assignee_id", "updated_at"])
+    now = utcnow()
+    result = conn.execute(_TAKE, {"ws": ws, "conv": conv.id, "member": member_id, "now": now})
+    if result.rowcount != 1:
+        return False
+    # The row was written by Core: tell the ORM object, without marking it dirty or reloading.
+    set_committed_value(conv, "assignee_id", member_id)
+    set_committed_value(conv, "updated_at", now)
     return True
+
+
+def _move_cursor(
+    session: Session, workspace_id: int, team_id: int, settings: DeskSettings, member_id: int
+) -> None:
+    """Round-robin: remember who got the last conversation of the team."""
+    if settings.id is None:
+        get_or_create_desk(session, workspace_id, team_id).last_member_id = member_id
+        return
+    now = utcnow()
+    params = {"ws": workspace_id, "team": team_id, "member": member_id, "now": now}
+    session.connection().execute(_CURSOR, params)
+    loaded = session.identity_map.get(session.identity_key(TeamDesk, (workspace_id, settings.id)))
+    if loaded is not None:
+        set_committed_value(loaded, "last_member_id", member_id)
+        set_committed_value(loaded, "updated_at", now)
 
 
 # -- the decision --------------------------------------------------------------------------------
@@ -211,44 +392,63 @@ def assign(
     exclude: Sequence[int] = (),
 ) -> int | None:
     """Give an unassigned conversation to an agent; returns the member id, or None (queued)."""
+    return _assign(session, conv, skills=skills, contact=contact, exclude=exclude, full=None)
+
+
+def _assign(
+    session: Session,
+    conv: Conversation,
+    *,
+    skills: Sequence[str],
+    contact: Contact | None,
+    exclude: Sequence[int],
+    full: set[tuple[int, ...]] | None,
+) -> int | None:
+    """`full`: pools (team ids) already found without room in this unit of work; a pool found
+    full is added (loads only grow within one transaction, so the next conversation of that
+    pool is queued without asking the database again)."""
     if conv.assignee_id is not None or conv.status == "resolved":
         return conv.assignee_id
+    session.flush()  # the statements below run on the connection: no autoflush
     ws = conv.workspace_id
-    team_ids = pool_team_ids(session, ws, conv.team_id)
-    if not team_ids:
+    pool = pool_of(session, ws, conv.team_id)
+    if not pool.team_ids or pool.held:
         return None
-    primary = team_ids[0]
-    desk_row = desk(session, ws, conv.team_id) if conv.team_id else None
-    if desk_row is None:
-        desk_row = desk(session, ws, primary)
-    if desk_row is not None and not desk_row.auto_assign:
+    key = tuple(pool.team_ids)
+    if full is not None and key in full:
         return None
-    strategy = desk_row.strategy if desk_row else "round_robin"
-    pool = [c for c in candidates(session, ws, team_ids) if c.member_id not in exclude]
-    if contact is None:
-        contact = session.get(Contact, (ws, conv.contact_id))
-    sticky_id = None
-    if desk_row is None or desk_row.sticky:
-        sticky_id = last_agent_of(session, ws, conv.contact_id, conv.id)
+    settings = pool.desk
+    found, last_agent = candidates(
+        session, ws, pool.team_ids, contact_id=conv.contact_id, conv_id=conv.id, with_skills=bool(skills)
+    )
+    if exclude:
+        found = [c for c in found if c.member_id not in exclude]
+    vip = False
+    if settings.vip_to_senior and any(c.is_senior for c in found):
+        vip = is_vip(contact) if contact is not None else _contact_is_vip(session, ws, conv.contact_id)
     order = order_candidates(
-        pool,
-        strategy=strategy,
-        last_member_id=desk_row.last_member_id if desk_row else None,
+        found,
+        strategy=settings.strategy,
+        last_member_id=settings.last_member_id,
         skills=frozenset(skills),
-        vip=is_vip(contact),
-        vip_to_senior=desk_row.vip_to_senior if desk_row else True,
-        sticky_id=sticky_id,
+        vip=vip,
+        vip_to_senior=settings.vip_to_senior,
+        sticky_id=last_agent if settings.sticky else None,
     )
     for cand, reason in order:
-        member, load = _lock_and_count(session, ws, cand.member_id)
-        if member is None or member.availability != "online" or load >= member.capacity:
-            continue
-        if not _take(session, conv, member.id):
-            return conv.assignee_id  # somebody else assigned it meanwhile
-        if strategy == "round_robin" and reason == "round_robin":
-            get_or_create_desk(session, ws, primary).last_member_id = member.id
-        _assigned(session, conv, member.id, reason)
-        return member.id
+        if not _take(session, conv, cand.member_id):
+            assignee, status = session.connection().execute(_CONV_STATE, {"ws": ws, "conv": conv.id}).one()
+            if assignee is not None or status == "resolved":
+                # somebody else assigned (or closed) it meanwhile
+                set_committed_value(conv, "assignee_id", assignee)
+                return int(assignee) if assignee is not None else None
+            continue  # this member filled up or went away meanwhile: try the next one
+        if settings.strategy == "round_robin" and reason == "round_robin":
+            _move_cursor(session, ws, pool.team_ids[0], settings, cand.member_id)
+        _assigned(session, conv, cand.member_id, reason)
+        return cand.member_id
+    if full is not None and not skills and not exclude and not order:
+        full.add(key)
     return None
 
 
@@ -285,6 +485,8 @@ def reassign(session: Session, conv: Conversation, reason: str = "reassigned") -
 
 def reassign_from_member(session: Session, workspace_id: int, member_id: int, limit: int = 500) -> int:
     """An agent went away: their open conversations go back through assignment."""
+    # Locked first (FOR UPDATE on PostgreSQL), before any member lock: a worker busy with one of
+    # them finishes first, and is never left waiting for a member this transaction holds.
     convs = (
         session.execute(
             select(Conversation)
@@ -293,8 +495,9 @@ def reassign_from_member(session: Session, workspace_id: int, member_id: int, li
                 Conversation.assignee_id == member_id,
                 Conversation.status == "open",
             )
-            .order_by(Conversation.last_inbound_at)
+            .order_by(Conversation.last_inbound_at, Conversation.id)
             .limit(limit)
+            .with_for_update()
         )
         .scalars()
         .all()
@@ -305,8 +508,10 @@ def reassign_from_member(session: Session, workspace_id: int, member_id: int, li
 
 
 def unassigned_queue(
-    session: Session, workspace_id: int, team_id: int | None = None, limit: int = 100
+    session: Session, workspace_id: int, team_id: int | None = None, limit: int = 100, *, lock: bool = False
 ) -> list[Conversation]:
+    """Open, unassigned conversations, oldest first. `lock` (PostgreSQL): lock them, skipping
+    those another transaction holds (a worker is processing a message of theirs right now)."""
     stmt = select(Conversation).where(
         Conversation.workspace_id == workspace_id,
         Conversation.assignee_id.is_(None),
@@ -314,16 +519,26 @@ def unassigned_queue(
     )
     if team_id is not None:
         stmt = stmt.where(Conversation.team_id == team_id)
-    return list(
-        session.execute(stmt.order_by(Conversation.last_inbound_at, Conversation.id).limit(limit)).scalars()
-    )
+    stmt = stmt.order_by(Conversation.last_inbound_at, Conversation.id).limit(limit)
+    if lock:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.execute(stmt).scalars())
 
 
 def drain_queue(session: Session, workspace_id: int, limit: int = 200) -> int:
-    """Assign waiting conversations, oldest first, while agents have room."""
+    """Assign waiting conversations, oldest first, while agents have room.
+
+    Runs every 30 s and whenever an agent comes online, typically while the queue is long
+    because everybody is busy: with nobody online under capacity it returns at once, and a
+    pool found full is not asked again for the rest of the queue."""
+    if session.connection().execute(_ANYONE_WITH_ROOM, {"ws": workspace_id}).first() is None:
+        return 0
     assigned = 0
-    for conv in unassigned_queue(session, workspace_id, limit=limit):
-        if assign(session, conv) is not None:
+    full: set[tuple[int, ...]] = set()
+    # The queue is locked up front (skipping conversations a worker holds), so taking one below
+    # never waits for a transaction that may itself wait for a member this one holds.
+    for conv in unassigned_queue(session, workspace_id, limit=limit, lock=True):
+        if _assign(session, conv, skills=(), contact=None, exclude=(), full=full) is not None:
             assigned += 1
     return assigned
 
@@ -337,6 +552,7 @@ def set_availability(session: Session, workspace_id: int, member_id: int, availa
         raise NotFound("no such member")
     member.availability = availability
     session.flush()
+    _member_locks(session).add(member_id)  # the UPDATE holds the row until the commit
     if availability == "online":
         return drain_queue(session, workspace_id)
     return reassign_from_member(session, workspace_id, member_id)

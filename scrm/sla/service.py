@@ -380,7 +380,9 @@ def check(session: Session, workspace_id: int, timer_id: int, now: dt.datetime |
             session, conv, "sla_breached", None, metric=t.metric, due_at=t.due_at.isoformat()
         )
         targets = targets_for(session, workspace_id, conv.team_id, conv.priority)
-        escalate(session, conv, targets.escalation, reason=f"sla {t.metric} breached")
+        escalate(
+            session, conv, targets.escalation, reason=f"sla {t.metric} breached", key=f"sla:{t.id}:breach"
+        )
         events.emit(session, workspace_id, "sla.breached", data)
         return "breach"
     if t.warn_at is not None and now >= t.warn_at:
@@ -410,7 +412,10 @@ def escalate(
     actions: tuple[dict[str, Any], ...] | list[dict[str, Any]],
     *,
     reason: str,
+    key: str,
 ) -> None:
+    """Run escalation actions; `key` names the occurrence (one breach of one timer), so the
+    supervisors hear of each breach once, and of every breach."""
     for action in actions:
         kind = action.get("type")
         if kind == "raise_priority":
@@ -425,11 +430,14 @@ def escalate(
 
             assignment.reassign(session, conv, reason="sla_escalation")
         elif kind == "notify_supervisor":
-            notify_supervisors(session, conv, reason)
+            notify_supervisors(session, conv, reason, key=key)
 
 
-def notify_supervisors(session: Session, conv: Conversation, reason: str) -> None:
-    """Timeline entry plus, when the workspace has an escalation webhook, a notice to it."""
+def notify_supervisors(session: Session, conv: Conversation, reason: str, *, key: str) -> None:
+    """Timeline entry plus, when the workspace has an escalation webhook, a notice to it.
+
+    The notice is sent once per `key` (the occurrence: a timer's breach, a rule firing), not
+    once per reason: the next-response clock of a later cycle breaching must notify again."""
     conversation_service.record_activity(session, conv, "escalated", None, reason=reason)
     ws = session.get(Workspace, conv.workspace_id)
     url = str((ws.settings or {}).get("escalation_webhook_url") or "") if ws else ""
@@ -439,7 +447,7 @@ def notify_supervisors(session: Session, conv: Conversation, reason: str) -> Non
             conv.workspace_id,
             "automation.notify",
             {"url": url, "body": {"event": "escalation", "conversation_id": str(conv.id), "reason": reason}},
-            idempotency_key=f"escalate:{conv.id}:{reason}"[:200],
+            idempotency_key=f"escalate:{conv.id}:{key}"[:200],
         )
 
 

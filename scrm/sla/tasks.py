@@ -34,5 +34,7 @@ def sync(ctx: JobContext, payload: dict[str, Any]) -> None:
         service.sync(ctx.session, conv)
 
 
-for _event in ("conversation.updated", "conversation.resolved", "conversation.assigned", "outcome.recorded"):
+# Events that can change what the clocks depend on (status, replies, outcomes). Assignment
+# changes none of them: listening to it would add a job to every new conversation for nothing.
+for _event in ("conversation.updated", "conversation.resolved", "outcome.recorded"):
     events.subscribe(_event, "sla.sync")

@@ -3,6 +3,7 @@ auto-replies that never count as a human answer, failures that never lose a mess
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -12,7 +13,15 @@ from scrm import pipeline
 from scrm.automation import actions as rule_actions
 from scrm.automation import service as rules
 from scrm.errors import Invalid
-from scrm.models import AutomationRule, CaseTask, Conversation, Message, OutboxMessage, RuleFiring
+from scrm.models import (
+    AutomationRule,
+    CaseTask,
+    Conversation,
+    ConversationActivity,
+    Message,
+    OutboxMessage,
+    RuleFiring,
+)
 from tests.automation.helpers import deliver
 from tests.helpers import run_jobs
 
@@ -245,3 +254,82 @@ def test_loop_protection_limits_automatic_replies(db, settings, workspace, no_tr
             f for f in s.execute(select(RuleFiring)).scalars() if any("skipped" in a for a in f.actions)
         ]
         assert len(skipped) == 6 - rule_actions.BOT_REPLY_LIMIT
+
+
+def test_a_rule_failing_at_run_time_is_logged_skipped_shown_to_admins_and_a_human_still_gets_the_message(
+    db, settings, workspace, client, monkeypatch, caplog, no_triage
+) -> None:  # type: ignore[no-untyped-def]
+    complaint = {"all": [{"field": "text", "op": "contains_any", "value": ["投诉"]}]}
+    failing = save(
+        db,
+        workspace,
+        {
+            "name": "投诉回访",
+            "event": "message.received",
+            "position": 1,
+            "conditions": complaint,
+            "actions": [
+                {"type": "label", "labels": ["投诉"]},
+                {"type": "create_task", "kind": "follow_up", "due_in_minutes": 60},
+            ],
+        },
+    ).id
+    save(
+        db,
+        workspace,
+        {
+            "name": "投诉优先",
+            "event": "message.received",
+            "position": 2,
+            "conditions": complaint,
+            "actions": [{"type": "set_priority", "priority": "high"}],
+        },
+    )
+
+    def task_service_down(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("task service unavailable")
+
+    monkeypatch.setattr(rule_actions.casework, "create_task", task_service_down)
+    caplog.set_level(logging.ERROR, logger="scrm.automation.service")
+    deliver(db, workspace, "e1", "航班延误三个小时也没人管，我要投诉")
+    run_jobs(db, settings)
+
+    # logged, with the rule's name and the exception
+    logged = [
+        r for r in caplog.records if r.name == "scrm.automation.service" and "投诉回访" in r.getMessage()
+    ]
+    assert len(logged) == 1 and logged[0].exc_info is not None
+    assert "task service unavailable" in str(logged[0].exc_info[1])
+    # skipped as a whole (its label rolled back with it); the next rule still ran
+    with db.transaction(readonly=True) as s:
+        conv = s.execute(select(Conversation)).scalar_one()
+        assert conv.labels == [] and conv.priority == "high" and conv.status == "open"
+        assert s.execute(select(CaseTask)).first() is None
+        statuses = {(f.rule_id, f.status) for f in s.execute(select(RuleFiring)).scalars()}
+        assert (failing, "failed") in statuses and len(statuses) == 2
+        assert {f[1] for f in statuses} == {"failed", "fired"}
+        kinds = [a.kind for a in s.execute(select(ConversationActivity)).scalars()]
+        assert "rule_failed" in kinds
+
+    # visible to admins (the rule list and the audit of firings), not to agents
+    admin = {"authorization": f"Bearer {workspace.admin_token}"}
+    agent = {"authorization": f"Bearer {workspace.agent_token}"}
+    listed = {r["id"]: r for r in client.get("/api/v1/automation/rules", headers=admin).json()}
+    assert listed[str(failing)]["failure_count"] == 1
+    assert "RuntimeError: task service unavailable" in listed[str(failing)]["last_error"]
+    failed = client.get("/api/v1/automation/firings?status=failed", headers=admin).json()
+    assert [(f["rule_id"], f["conversation_id"]) for f in failed] == [(str(failing), str(conv.id))]
+    assert client.get("/api/v1/automation/rules", headers=agent).status_code == 403
+
+    # the message still reaches a human: queued while nobody is online...
+    queue = client.get("/api/v1/automation/queue", headers=admin).json()
+    assert [q["id"] for q in queue] == [str(conv.id)]
+    # ... and handed to the agent as soon as they come online
+    got = client.put("/api/v1/automation/availability", headers=agent, json={"availability": "online"})
+    assert got.status_code == 200 and got.json()["conversations_moved"] == 1
+    assert client.get("/api/v1/automation/queue", headers=admin).json() == []
+    with db.transaction(readonly=True) as s:
+        conv = s.execute(select(Conversation)).scalar_one()
+        assert conv.assignee_id == workspace.agent_member_id
+        inbound = s.execute(select(Message).where(Message.direction == "in")).scalar_one()
+        assert "投诉" in (inbound.text or "")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from scrm.conversation import assignment
 from scrm.db import Database
-from scrm.models import Contact, Conversation
+from scrm.models import Contact, Conversation, ConversationActivity, Member
 from scrm.workspace import service as ws_service
 from tests.conftest import Workspace
 
@@ -32,7 +34,7 @@ def agent(
 
 
 def open_conversation(
-    db: Database, ws: Workspace, fan: str, *, tier: str | None = None, thread: str = ""
+    db: Database, ws: Workspace, fan: str, *, tier: str | None = None, thread: str = "", team: str = "service"
 ) -> int:
     with db.transaction() as s:
         contact = s.execute(
@@ -52,7 +54,7 @@ def open_conversation(
             fan_external_id=fan,
             status="open",
             labels=[],
-            team_id=ws.team_ids["service"],
+            team_id=ws.team_ids[team],
         )
         s.add(conv)
         s.flush()
@@ -156,3 +158,173 @@ def test_rebalance_fills_the_queue_but_keeps_hand_assigned_work(db, workspace) -
     with db.transaction(readonly=True) as s:
         owners = {c: s.get(Conversation, (workspace.id, c)).assignee_id for c in (given, waiting)}  # type: ignore[union-attr]
     assert owners == {given: offline, waiting: online}
+
+
+def owner(db: Database, ws: Workspace, conv_id: int) -> int | None:
+    with db.transaction(readonly=True) as s:
+        conv = s.get(Conversation, (ws.id, conv_id))
+        assert conv is not None
+        return conv.assignee_id
+
+
+def test_department_conversations_follow_the_front_desk(db, workspace) -> None:  # type: ignore[no-untyped-def]
+    ids = sorted(agent(db, workspace, f"d{i}") for i in range(3))
+    with db.transaction() as s:
+        # the department's desk exists only for its own system's hook; it must not change how
+        # the front desk assigns the conversations routed to the department
+        assignment.configure_desk(
+            s, workspace.id, workspace.team_ids["lost"], notify_url="https://lost.example/h"
+        )
+    # round-robin rotates through the front desk for routed conversations too
+    got = [assign(db, workspace, open_conversation(db, workspace, f"l{i}", team="lost")) for i in range(3)]
+    assert got == ids
+    # least-load on the front desk applies to them as well
+    with db.transaction() as s:
+        assignment.configure_desk(s, workspace.id, workspace.team_ids["service"], strategy="least_load")
+        s.execute(update(Conversation).where(Conversation.assignee_id == ids[1]).values(status="resolved"))
+    assert assign(db, workspace, open_conversation(db, workspace, "least", team="lost")) == ids[1]
+    # a department may hold its conversations back from auto-assignment; others still flow
+    with db.transaction() as s:
+        assignment.configure_desk(s, workspace.id, workspace.team_ids["lost"], auto_assign=False)
+    held = open_conversation(db, workspace, "held", team="lost")
+    assert assign(db, workspace, held) is None
+    assert assign(db, workspace, open_conversation(db, workspace, "front")) in ids
+    with db.transaction(readonly=True) as s:
+        assert [c.id for c in assignment.unassigned_queue(s, workspace.id)] == [held]
+
+
+def stale_candidates(monkeypatch, before_take=None, *, seed: int | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Candidates as a worker saw them a moment ago: everyone with room (load 0, or with `seed`
+    a random load under capacity, so that workers rank the agents differently); then
+    `before_take` changes the world, as another worker would, before the take."""
+    import random
+
+    real = assignment.candidates
+    rnd = random.Random(seed)
+    lock = threading.Lock()
+
+    def seen(session: Any, *args: Any, **kwargs: Any) -> Any:
+        pool, sticky = real(session, *args, **kwargs)
+        if before_take is not None:
+            before_take(session, pool)
+        with lock:
+            loads = [rnd.randrange(c.capacity) if seed is not None else 0 for c in pool]
+        return [dataclasses.replace(c, load=n) for c, n in zip(pool, loads, strict=True)], sticky
+
+    monkeypatch.setattr(assignment, "candidates", seen)
+
+
+def test_the_take_rechecks_capacity_and_availability(db, workspace, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    full = agent(db, workspace, "full", capacity=1)
+    leaving = agent(db, workspace, "leaving")
+    spare = agent(db, workspace, "spare")
+    first = open_conversation(db, workspace, "first")
+    with db.transaction() as s:
+        s.execute(update(Conversation).where(Conversation.id == first).values(assignee_id=full))
+
+    def leaves(session: Any, pool: Any) -> None:
+        session.execute(update(Member).where(Member.id == leaving).values(availability="away"))
+
+    stale_candidates(monkeypatch, leaves)
+    # in rotation order the full agent and the one going away come first: both are refused
+    assert sorted([full, leaving, spare]) == [full, leaving, spare]
+    conv = open_conversation(db, workspace, "second")
+    assert assign(db, workspace, conv) == spare
+    with db.transaction(readonly=True) as s:
+        loads = dict(
+            s.execute(
+                select(Conversation.assignee_id, func.count())
+                .where(Conversation.status == "open")
+                .group_by(Conversation.assignee_id)
+            ).all()
+        )
+    assert loads == {full: 1, spare: 1}
+
+
+def test_a_conversation_taken_meanwhile_is_left_to_its_taker(db, workspace, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    mine = agent(db, workspace, "mine")
+    other = agent(db, workspace, "other")
+    conv = open_conversation(db, workspace, "fan")
+
+    def another_worker_takes_it(session: Any, pool: Any) -> None:
+        session.execute(update(Conversation).where(Conversation.id == conv).values(assignee_id=other))
+
+    stale_candidates(monkeypatch, another_worker_takes_it)
+    assert assign(db, workspace, conv) == other
+    assert owner(db, workspace, conv) == other and mine != other
+    with db.transaction(readonly=True) as s:
+        assert (
+            s.execute(select(ConversationActivity).where(ConversationActivity.kind == "assigned")).first()
+            is None
+        )
+
+
+def test_drain_queue_fills_room_per_pool_and_stops_asking_when_everyone_is_full(db, workspace) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import event
+
+    with db.transaction() as s:
+        workspace.team_ids["vip"] = ws_service.create_team(s, workspace.id, "vip", "贵宾", "service").id
+    busy = agent(db, workspace, "busy", capacity=2)
+    vip_agent = agent(db, workspace, "vipdesk", capacity=5, team="vip")
+    waiting = [
+        open_conversation(db, workspace, f"w{i}", team="vip" if i % 2 else "service") for i in range(8)
+    ]
+    with db.transaction() as s:
+        assert assignment.drain_queue(s, workspace.id) == 6
+    owners = {c: owner(db, workspace, c) for c in waiting}
+    # the service pool filled up with its two oldest; being full did not hold up the VIP pool
+    assert [owners[c] for c in waiting[0::2]] == [busy, busy, None, None]
+    assert [owners[c] for c in waiting[1::2]] == [vip_agent] * 4
+
+    # everybody full now (the VIP agent too): a drain costs one statement, however long the queue
+    with db.transaction() as s:
+        s.execute(update(Member).where(Member.id == vip_agent).values(capacity=4))
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.startswith("BEGIN"):
+            statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        with db.transaction() as s:
+            assert assignment.drain_queue(s, workspace.id) == 0
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert len(statements) == 1 and "FROM member" in statements[0]
+
+
+def test_concurrent_workers_with_stale_loads_neither_deadlock_nor_overfill(
+    db, workspace, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Every worker believes every agent has room, so most takes are refused and a worker goes
+    on to the next agent while holding the first one's lock: on PostgreSQL that is where two
+    workers could each hold one member and wait for the other's."""
+    capacity = {agent(db, workspace, f"s{i}", capacity=c): c for i, c in enumerate((2, 3, 2, 4, 3))}
+    convs = [open_conversation(db, workspace, f"sf{i}") for i in range(48)]
+    with db.transaction() as s:
+        assignment.configure_desk(s, workspace.id, workspace.team_ids["service"], strategy="least_load")
+    stale_candidates(monkeypatch, seed=5)  # each worker ranks the agents by its own stale view
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def work(ids: list[int]) -> None:
+        try:
+            barrier.wait()
+            for cid in ids:
+                assign(db, workspace, cid)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(convs[i::8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with db.transaction(readonly=True) as s:
+        loads = dict(
+            s.execute(select(Conversation.assignee_id, func.count()).group_by(Conversation.assignee_id)).all()
+        )
+    assert {m: loads.get(m, 0) for m in capacity} == capacity
+    assert loads[None] == 48 - sum(capacity.values())
