@@ -21,9 +21,11 @@ class SlaPolicy(WorkspaceOwned, Timestamped, Base):
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     team_id: Mapped[int | None] = mapped_column(BigInteger)
     priority: Mapped[str | None] = mapped_column(String(10))
-    first_response_minutes: Mapped[int] = mapped_column(Integer, nullable=False, default=10)
-    next_response_minutes: Mapped[int | None] = mapped_column(Integer, default=30)
-    resolution_minutes: Mapped[int | None] = mapped_column(Integer, default=24 * 60)
-    warn_before_minutes: Mapped[int] = mapped_column(Integer, nullable=False, default=2)
+    # Defaults for a new policy are applied by scrm.sla.service.upsert_policy: None here means
+    # "no such target" and must be stored as given, which a column default would prevent.
+    first_response_minutes: Mapped[int] = mapped_column(Integer, nullable=False)
+    next_response_minutes: Mapped[int | None] = mapped_column(Integer)
+    resolution_minutes: Mapped[int | None] = mapped_column(Integer)
+    warn_before_minutes: Mapped[int] = mapped_column(Integer, nullable=False)
     # What happens on a breach: [{"type": "notify_supervisor"}, {"type": "raise_priority"}, ...]
     escalation: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False, default=list)

@@ -95,13 +95,23 @@ def validate_policy(data: dict[str, Any]) -> None:
             raise Invalid(f"escalation[{i}] must be one of {', '.join(ESCALATIONS)}", field="escalation")
 
 
+# A new policy's targets when not given (None given means "no such target").
+POLICY_DEFAULTS: dict[str, int] = {
+    "first_response_minutes": 10,
+    "next_response_minutes": 30,
+    "resolution_minutes": 24 * 60,
+    "warn_before_minutes": 2,
+}
+
+
 def upsert_policy(session: Session, workspace_id: int, name: str, data: dict[str, Any]) -> SlaPolicy:
     validate_policy(data)
     row = session.execute(
         select(SlaPolicy).where(SlaPolicy.workspace_id == workspace_id, SlaPolicy.name == name)
     ).scalar_one_or_none()
     if row is None:
-        row = SlaPolicy(workspace_id=workspace_id, name=name)
+        defaults = {k: v for k, v in POLICY_DEFAULTS.items() if k not in data}
+        row = SlaPolicy(workspace_id=workspace_id, name=name, **defaults)
         session.add(row)
     for key in (
         "team_id",

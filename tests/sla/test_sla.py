@@ -164,3 +164,18 @@ def test_policy_per_team_and_priority(db, workspace) -> None:  # type: ignore[no
             sla.upsert_policy(
                 s, workspace.id, "bad", {"first_response_minutes": 10, "escalation": [{"type": "panic"}]}
             )
+
+
+def test_a_new_policy_without_next_response_or_resolution_has_none(db, workspace) -> None:  # type: ignore[no-untyped-def]
+    with db.transaction() as s:
+        given = sla.upsert_policy(
+            s,
+            workspace.id,
+            "first only",
+            {"first_response_minutes": 15, "next_response_minutes": None, "resolution_minutes": None},
+        )
+        defaulted = sla.upsert_policy(s, workspace.id, "defaults", {"first_response_minutes": 5})
+        got = [
+            (p.next_response_minutes, p.resolution_minutes, p.warn_before_minutes) for p in (given, defaulted)
+        ]
+    assert got == [(None, None, 2), (30, 24 * 60, 2)]

@@ -307,14 +307,7 @@ def save_policy(
         }
         with ctx.db.transaction() as session:
             data["team_id"] = _team_id(session, ws, team_id)
-            row = sla_service.upsert_policy(session, ws, form.name, data)
-            if (row.next_response_minutes, row.resolution_minutes) != (
-                data["next_response_minutes"],
-                data["resolution_minutes"],
-            ):
-                # On insert SQLAlchemy replaces None ("no target") by the column's default
-                # (30 min / 24 h); the update path stores it as given.
-                sla_service.upsert_policy(session, ws, form.name, data)
+            sla_service.upsert_policy(session, ws, form.name, data)
     except Invalid as exc:
         return _page(ctx, policy_form=form, error=exc, error_form="policy", status_code=exc.status_code)
     return RedirectResponse("/admin/sla?saved=1", status_code=303)
