@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
+from sqlalchemy.exc import IntegrityError
 
 from scrm.conversation import service
 from scrm.conversation.schemas import (
@@ -168,16 +169,40 @@ def list_messages(
     summary="Reply to the fan (queued in the outbox) or add an internal note",
 )
 def post_message(
-    request: Request, principal: CurrentPrincipal, conversation_id: int, body: ReplyIn
+    request: Request,
+    principal: CurrentPrincipal,
+    conversation_id: int,
+    body: ReplyIn,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=100,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Retrying with the same key returns the first reply instead of sending another",
+        ),
+    ] = None,
 ) -> MessageOut:
-    with get_db(request).transaction() as session:
-        if body.internal:
-            message = service.add_note(session, principal, conversation_id, body.text)
-        else:
-            message = service.reply(
-                session, principal, conversation_id, body.text, visibility=body.visibility
-            )
-        return message_out(message)
+    def once() -> MessageOut:
+        with get_db(request).transaction() as session:
+            if body.internal:
+                message = service.add_note(session, principal, conversation_id, body.text)
+            else:
+                message = service.reply(
+                    session,
+                    principal,
+                    conversation_id,
+                    body.text,
+                    visibility=body.visibility,
+                    idempotency_key=idempotency_key,
+                )
+            return message_out(message)
+
+    try:
+        return once()
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        return once()  # a concurrent retry with the same key committed first: return its reply
 
 
 @router.get("/{conversation_id}/activities", response_model=list[ActivityOut], summary="The case timeline")

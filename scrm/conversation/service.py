@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from scrm import events
 from scrm.channels.base import InboundEvent
 from scrm.conversation import repository
-from scrm.errors import Invalid, NotFound
+from scrm.errors import Conflict, Invalid, NotFound
 from scrm.governance.service import audit
 from scrm.kit.time import utcnow
 from scrm.models import Contact, Conversation, ConversationActivity, Message
@@ -230,10 +230,28 @@ def send_reply(
 
 
 def reply(
-    session: Session, principal: Principal, conversation_id: int, text: str, *, visibility: str | None = None
+    session: Session,
+    principal: Principal,
+    conversation_id: int,
+    text: str,
+    *,
+    visibility: str | None = None,
+    idempotency_key: str | None = None,
 ) -> Message:
+    """An agent's reply. With an `idempotency_key` (the API's Idempotency-Key header) a retried
+    request returns the reply it already made instead of sending a second one."""
     conv = get(session, principal.workspace_id, conversation_id)
-    message = send_reply(session, conv, text, author_id=principal.member_id, visibility=visibility)
+    key = f"api:{principal.member_id}:{idempotency_key}" if idempotency_key else None
+    if key is not None:
+        earlier = outbox.by_key(session, principal.workspace_id, key)
+        if earlier is not None:
+            message = session.get(Message, (principal.workspace_id, earlier.message_id or 0))
+            if message is None or message.conversation_id != conv.id:
+                raise Conflict("this Idempotency-Key was already used for another reply")
+            return message
+    message = send_reply(
+        session, conv, text, author_id=principal.member_id, visibility=visibility, idempotency_key=key
+    )
     if conv.assignee_id is None:
         conv.assignee_id = principal.member_id
         record_activity(session, conv, "assigned", principal.member_id, assignee_id=str(principal.member_id))

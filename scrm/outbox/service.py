@@ -47,5 +47,9 @@ def queue(
     return row
 
 
+def by_key(session: Session, workspace_id: int, idempotency_key: str) -> OutboxMessage | None:
+    return repository.by_key(session, workspace_id, idempotency_key)
+
+
 def get(session: Session, workspace_id: int, outbox_id: int) -> OutboxMessage | None:
     return repository.get(session, workspace_id, outbox_id)

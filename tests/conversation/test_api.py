@@ -283,3 +283,39 @@ def test_channel_secrets_are_masked_and_only_admins_create_channels(client, work
         "/api/v1/channels", json={"kind": "fax", "name": "x"}, headers=auth(workspace.admin_token)
     )
     assert bad.status_code == 422
+
+
+def test_a_retried_reply_with_the_same_idempotency_key_is_sent_once(client, workspace, db, settings) -> None:  # type: ignore[no-untyped-def]
+    deliver(client, workspace, "k1", "行李到了吗", sender="fan-k1")
+    deliver(client, workspace, "k2", "还有一个问题", sender="fan-k2")
+    run_jobs(db, settings)
+    convs = client.get("/api/v1/conversations", headers=auth(workspace.agent_token)).json()["items"]
+    first, second = convs[0]["id"], convs[1]["id"]
+    headers = {**auth(workspace.agent_token), "Idempotency-Key": "reply-7f3a"}
+    answers = [
+        client.post(
+            f"/api/v1/conversations/{first}/messages", json={"text": "已找到，在3号柜台"}, headers=headers
+        )
+        for _ in range(3)
+    ]
+    assert [a.status_code for a in answers] == [201, 201, 201]
+    assert len({a.json()["id"] for a in answers}) == 1
+    # the same key on another conversation is a client error, not a second reply
+    other = client.post(f"/api/v1/conversations/{second}/messages", json={"text": "x"}, headers=headers)
+    assert other.status_code == 409
+    bad = client.post(
+        f"/api/v1/conversations/{first}/messages",
+        json={"text": "y"},
+        headers={**auth(workspace.agent_token), "Idempotency-Key": "k" * 101},
+    )
+    assert bad.status_code == 422
+    # without a key, two posts are two replies
+    for _ in range(2):
+        client.post(
+            f"/api/v1/conversations/{first}/messages",
+            json={"text": "再补充一句"},
+            headers=auth(workspace.agent_token),
+        )
+    with db.transaction(readonly=True) as s:
+        keys = [r.idempotency_key for r in s.execute(select(OutboxMessage)).scalars()]
+    assert len(keys) == 3 and sum(k.startswith("api:") for k in keys) == 1
