@@ -207,7 +207,7 @@ def _search(workspace_id: int, q: str, *, indexed: bool) -> ColumnElement[bool]:
     return _search_each(Conversation, q, like_contact)
 
 
-def _inbox_where(
+def inbox_where(
     stmt: Select[Any], workspace_id: int, f: InboxFilter, *, indexed: bool = False
 ) -> Select[Any]:
     stmt = stmt.where(Conversation.workspace_id == workspace_id)
@@ -262,7 +262,7 @@ def inbox_page(
         # Check the newest conversations one by one first; if they fill the page, that page is
         # exact (nothing newer was skipped). A rare term falls through to the indexed search.
         window = _after(
-            _inbox_where(select(Conversation), workspace_id, replace(f, query=None)), Conversation, after
+            inbox_where(select(Conversation), workspace_id, replace(f, query=None)), Conversation, after
         )
         recent = (
             window.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
@@ -282,13 +282,13 @@ def inbox_page(
         )
         if len(rows) == limit:
             return rows
-    stmt = _after(_inbox_where(select(Conversation), workspace_id, f, indexed=indexed), Conversation, after)
+    stmt = _after(inbox_where(select(Conversation), workspace_id, f, indexed=indexed), Conversation, after)
     stmt = stmt.order_by(Conversation.last_message_at.desc(), Conversation.id.desc()).limit(limit)
     return session.execute(stmt).scalars().all()
 
 
 def inbox_count(session: Session, workspace_id: int, f: InboxFilter) -> int:
-    stmt = _inbox_where(
+    stmt = inbox_where(
         select(func.count()).select_from(Conversation), workspace_id, f, indexed=_trigram_indexed(session)
     )
     return int(session.execute(stmt).scalar_one())

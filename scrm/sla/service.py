@@ -22,10 +22,12 @@ from sqlalchemy.orm import Session
 
 from scrm import events
 from scrm.conversation import service as conversation_service
+from scrm.conversation.repository import InboxFilter
 from scrm.errors import Invalid, NotFound
 from scrm.kit.ids import new_id
 from scrm.kit.time import as_utc, utcnow
 from scrm.models import Conversation, Message, SlaCalendar, SlaEvent, SlaPolicy, SlaTimer, Workspace
+from scrm.sla import repository
 from scrm.sla.calendar import ALWAYS, BusinessCalendar, CalendarError, check_timezone
 from scrm.worker.service import enqueue
 
@@ -512,4 +514,47 @@ def report(session: Session, workspace_id: int, since: dt.datetime, until: dt.da
             "open": sum(1 for t in ts if t.status in ("running", "paused")),
             "share_in_time": round(met_in_time / len(ts), 4) if ts else None,
         }
+    return out
+
+
+# -- the inbox's "SLA at risk" view --------------------------------------------------------------
+@dataclass(frozen=True)
+class Risk:
+    metric: str  # first_response, next_response, resolution
+    due_at: dt.datetime
+    breached: bool
+    minutes: int  # minutes left (not breached) or overdue (breached)
+
+
+def at_risk_page(
+    session: Session,
+    workspace_id: int,
+    f: InboxFilter,
+    now: dt.datetime,
+    *,
+    after: tuple[dt.datetime, int] | None = None,
+    limit: int = 50,
+) -> list[tuple[Conversation, dt.datetime]]:
+    """Conversations with a running clock inside its warning window or past due, soonest first."""
+    return repository.at_risk_page(session, workspace_id, f, now, after=after, limit=limit)
+
+
+def at_risk_count(session: Session, workspace_id: int, f: InboxFilter, now: dt.datetime) -> int:
+    return repository.at_risk_count(session, workspace_id, f, now)
+
+
+def risks(
+    session: Session, workspace_id: int, conversation_ids: list[int], now: dt.datetime
+) -> dict[int, Risk]:
+    """The most urgent at-risk clock of each listed conversation."""
+    if not conversation_ids:
+        return {}
+    out: dict[int, Risk] = {}
+    for t in repository.at_risk_timers(session, workspace_id, conversation_ids, now):
+        if t.conversation_id in out:
+            continue
+        seconds = (as_utc(t.due_at) - now).total_seconds()
+        # Minutes left round up, minutes overdue round down (at least 1 once past due).
+        minutes = max(1, int(-seconds // 60)) if seconds <= 0 else int(-(-seconds // 60))
+        out[t.conversation_id] = Risk(t.metric, t.due_at, seconds <= 0, minutes)
     return out

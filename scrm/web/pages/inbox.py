@@ -16,7 +16,8 @@ from scrm.conversation import service as conversation_service
 from scrm.errors import Invalid
 from scrm.kit.time import UTC, utcnow
 from scrm.models import ChannelAccount, Conversation
-from scrm.web import deps, sla_risk
+from scrm.sla import service as sla_service
+from scrm.web import deps
 from scrm.web.deps import Ctx, WebContext
 from scrm.workspace import service as workspace_service
 
@@ -123,13 +124,14 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, int] | None:
 def list_data(session: Session, ctx: WebContext, q: InboxQuery, cursor: str = "") -> dict[str, Any]:
     f = view_filter(ctx, q.view, q.params)
     ws = ctx.principal.workspace_id
-    risks: dict[int, sla_risk.Risk] = {}
+    risks: dict[int, sla_service.Risk] = {}
     if q.view == "sla":
         now = utcnow()
-        due_rows = sla_risk.page(session, ws, f, now, after=decode_cursor(cursor), limit=PAGE_SIZE + 1)
+        after = decode_cursor(cursor)
+        due_rows = sla_service.at_risk_page(session, ws, f, now, after=after, limit=PAGE_SIZE + 1)
         rows = [conv for conv, _due in due_rows]
         page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
-        risks = sla_risk.risks(session, ws, [c.id for c in page], now)
+        risks = sla_service.risks(session, ws, [c.id for c in page], now)
         next_cursor = _cursor(due_rows[PAGE_SIZE - 1][1], page[-1].id) if more and page else ""
     else:
         rows = conversation_service.inbox_page(
@@ -152,7 +154,7 @@ def list_data(session: Session, ctx: WebContext, q: InboxQuery, cursor: str = ""
 def view_count(session: Session, ctx: WebContext, view: str) -> int:
     ws = ctx.principal.workspace_id
     if view == "sla":
-        return sla_risk.count(session, ws, view_filter(ctx, view, {}), utcnow())
+        return sla_service.at_risk_count(session, ws, view_filter(ctx, view, {}), utcnow())
     return conversation_service.inbox_count(session, ws, view_filter(ctx, view, {}))
 
 
