@@ -39,7 +39,9 @@ def free_port() -> int:
     return int(port)
 
 
-def setup(env: dict[str, str]) -> tuple[int, str]:
+def migrate_and_run(env: dict[str, str], body: str) -> str:
+    """Migrate the benchmark's database, then run `body` (with `s` = workspace service, `t` =
+    an open transaction) in a fresh process; returns the last line it printed."""
     scrm = str(ROOT / ".venv" / "bin" / "scrm")
     subprocess.run([scrm, "db", "upgrade"], env=env, check=True, capture_output=True)
     code = (
@@ -47,14 +49,19 @@ def setup(env: dict[str, str]) -> tuple[int, str]:
         "from scrm.config import get_settings\n"
         "from scrm.workspace import service as s\n"
         "db=Database(get_settings().database_url)\n"
-        "with db.transaction() as t:\n"
-        "    ws=s.create_workspace(t,'bench','Bench')\n"
-        "    a=s.create_channel_account(t,ws.id,'webhook','bench',"
-        "secrets={'secret':'bench-secret-0123456789'})\n"
-        "    print(a.id)\n"
+        "with db.transaction() as t:\n" + "".join(f"    {line}\n" for line in body.strip().splitlines())
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
-    return int(out.stdout.strip().splitlines()[-1]), "bench-secret-0123456789"
+    return out.stdout.strip().splitlines()[-1]
+
+
+def setup(env: dict[str, str]) -> tuple[int, str]:
+    body = """
+ws=s.create_workspace(t,'bench','Bench')
+a=s.create_channel_account(t,ws.id,'webhook','bench',secrets={'secret':'bench-secret-0123456789'})
+print(a.id)
+"""
+    return int(migrate_and_run(env, body)), "bench-secret-0123456789"
 
 
 def make_requests(

@@ -29,7 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import free_port, wait_ready  # noqa: E402
+from bench.ingest import free_port, migrate_and_run, wait_ready  # noqa: E402
 from scrm.channels.webhook.handler import sign  # noqa: E402
 
 AGENTS = 10
@@ -37,25 +37,16 @@ SECRET = "sse-bench-secret-0123456789"
 
 
 def setup(env: dict[str, str]) -> int:
-    scrm = str(ROOT / ".venv" / "bin" / "scrm")
-    subprocess.run([scrm, "db", "upgrade"], env=env, check=True, capture_output=True)
-    code = (
-        "from scrm.db import Database\n"
-        "from scrm.config import get_settings\n"
-        "from scrm.workspace import service as s\n"
-        "db=Database(get_settings().database_url)\n"
-        "with db.transaction() as t:\n"
-        "    ws=s.create_workspace(t,'ssebench','SSE')\n"
-        "    team=s.create_team(t,ws.id,'service','客服','service')\n"
-        f"    for i in range({AGENTS}):\n"
-        "        u=s.create_user(t,f'agent{i}@sse.test','password123',f'客服{i}')\n"
-        "        m=s.add_member(t,ws.id,u,'agent')\n"
-        "        s.add_to_team(t,ws.id,team.id,m.id)\n"
-        f"    a=s.create_channel_account(t,ws.id,'webhook','bench',secrets={{'secret':'{SECRET}'}})\n"
-        "    print(a.id)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
-    return int(out.stdout.strip().splitlines()[-1])
+    body = f"""
+ws=s.create_workspace(t,'ssebench','SSE')
+team=s.create_team(t,ws.id,'service','客服','service')
+for i in range({AGENTS}):
+    m=s.add_member(t,ws.id,s.create_user(t,f'agent{{i}}@sse.test','password123',f'客服{{i}}'),'agent')
+    s.add_to_team(t,ws.id,team.id,m.id)
+a=s.create_channel_account(t,ws.id,'webhook','bench',secrets={{'secret':'{SECRET}'}})
+print(a.id)
+"""
+    return int(migrate_and_run(env, body))
 
 
 def cpu_seconds(pid: int) -> float:
