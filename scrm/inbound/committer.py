@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from fastapi.concurrency import run_in_threadpool
 
-from scrm.channels.base import InboundEvent, InboundRejected
+from scrm.channels.base import InboundRejected
 from scrm.channels.registry import AccountView
 from scrm.db import Database
 from scrm.errors import NotFound
@@ -65,13 +65,7 @@ async def cached_account(db: Database, kind: str, channel_id: int) -> AccountVie
 # -- group commit ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Pending:
-    workspace_id: int
-    account_id: int
-    kind: str
-    events: tuple[InboundEvent, ...]
-    raw: str
+_Item = tuple[service.Batch, Future[list[service.Accepted]]]
 
 
 class GroupCommitter:
@@ -87,11 +81,13 @@ class GroupCommitter:
     def __init__(self, db: Database, max_batch: int = 256) -> None:
         self._db = db
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[Pending, Future[list[service.Accepted]]]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[service.Batch, Future[list[service.Accepted]]]] = (
+            queue.SimpleQueue()
+        )
         self._thread = threading.Thread(target=self._run, name="scrm-inbound-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, item: Pending) -> Future[list[service.Accepted]]:
+    def submit(self, item: service.Batch) -> Future[list[service.Accepted]]:
         """Store `item`; the future resolves after the COMMIT, with each event's outcome."""
         future: Future[list[service.Accepted]] = Future()
         self._queue.put((item, future))
@@ -105,20 +101,9 @@ class GroupCommitter:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            results: list[list[service.Accepted]] = []
             try:
                 with self._db.transaction() as session:
-                    for item, _future in batch:
-                        results.append(
-                            service.accept(
-                                session,
-                                workspace_id=item.workspace_id,
-                                channel_account_id=item.account_id,
-                                channel_kind=item.kind,
-                                events=item.events,
-                                raw=item.raw,
-                            )
-                        )
+                    results = service.accept_many(session, [item for item, _future in batch])
             except Exception as exc:
                 log.exception("storing %s pushes failed; the platforms will retry", len(batch))
                 for _item, future in batch:

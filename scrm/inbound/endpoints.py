@@ -16,7 +16,8 @@ from scrm.channels.base import InboundRejected
 from scrm.channels.webhook import handler as webhook
 from scrm.config import get_settings
 from scrm.db import Database
-from scrm.inbound.committer import Pending, cached_account, committer
+from scrm.inbound.committer import cached_account, committer
+from scrm.inbound.service import Batch
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/hooks", tags=["inbound"], include_in_schema=True)
@@ -59,7 +60,7 @@ async def webhook_push(channel_id: int, request: Request) -> Response:
         event = webhook.parse(body, account.id)
     except InboundRejected as exc:
         return _reject("webhook", exc)
-    pending = Pending(account.workspace_id, account.id, "webhook", (event,), body.decode("utf-8", "replace"))
+    pending = Batch(account.workspace_id, account.id, "webhook", (event,), body.decode("utf-8", "replace"))
     (accepted,) = await asyncio.wrap_future(committer(db).submit(pending))  # durable before the answer
     if accepted.new:
         return JSONResponse({"status": "accepted"}, status_code=202)

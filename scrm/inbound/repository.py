@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table
@@ -30,6 +31,14 @@ def insert_if_new(session: Session, values: dict[str, Any]) -> bool:
     # RETURNING, not rowcount: psycopg 3 can report rowcount -1 here, which made every repeat
     # look new on PostgreSQL.
     return session.connection().execute(stmt, values).first() is not None
+
+
+def insert_many_if_new(session: Session, rows: Sequence[dict[str, Any]]) -> set[int]:
+    """Insert the raw events (multi-row statements); returns the ids of those that were new."""
+    if not rows:
+        return set()
+    stmt = _insert_statement(session.get_bind().dialect.name)
+    return {int(r[0]) for r in session.connection().execute(stmt, list(rows))}
 
 
 def get(session: Session, workspace_id: int, event_id: int) -> InboundEvent | None:

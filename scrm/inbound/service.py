@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -17,7 +18,7 @@ from scrm.channels.base import InboundEvent
 from scrm.inbound import codec, repository
 from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
-from scrm.worker.service import enqueue
+from scrm.worker.service import enqueue_many
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,17 @@ def ordering_key(channel_account_id: int, event: InboundEvent) -> str:
     return f"fan:{channel_account_id}:{event.sender.external_id}"
 
 
+@dataclass(frozen=True)
+class Batch:
+    """The events of one delivery (a push, a webhook request, a poll page) for one account."""
+
+    workspace_id: int
+    channel_account_id: int
+    channel_kind: str
+    events: Sequence[InboundEvent]
+    raw: str
+
+
 def accept(
     session: Session,
     *,
@@ -40,34 +52,47 @@ def accept(
     events: Sequence[InboundEvent],
     raw: str,
 ) -> list[Accepted]:
-    results: list[Accepted] = []
+    (accepted,) = accept_many(session, [Batch(workspace_id, channel_account_id, channel_kind, events, raw)])
+    return accepted
+
+
+def accept_many(session: Session, batches: Sequence[Batch]) -> list[list[Accepted]]:
+    """Store the events of many deliveries with one multi-row INSERT and their jobs with one
+    more; returns, per delivery, each event's id and whether it was new (not a repeat)."""
     now = utcnow()
-    for event in events:
-        event_id = new_id()
-        new = repository.insert_if_new(
-            session,
-            {
-                "workspace_id": workspace_id,
-                "id": event_id,
-                "channel_account_id": channel_account_id,
-                "external_id": event.external_id[:200],
-                "kind": event.kind,
-                "event": codec.to_json(event),
-                "raw": raw,
-                "status": "pending",
-                "received_at": now,
-            },
-        )
-        if new:
-            enqueue(
-                session,
-                workspace_id,
-                "inbound.process",
-                {"event_id": event_id},
-                ordering_key=ordering_key(channel_account_id, event),
+    rows: list[dict[str, object]] = []
+    for b in batches:
+        for event in b.events:
+            rows.append(
+                {
+                    "workspace_id": b.workspace_id,
+                    "id": new_id(),
+                    "channel_account_id": b.channel_account_id,
+                    "external_id": event.external_id[:200],
+                    "kind": event.kind,
+                    "event": codec.to_json(event),
+                    "raw": b.raw,
+                    "status": "pending",
+                    "received_at": now,
+                }
             )
-            metrics.INBOUND_ACCEPTED.labels(channel_kind).inc()
-        else:
-            metrics.INBOUND_DUPLICATE.labels(channel_kind).inc()
-        results.append(Accepted(event_id, new))
-    return results
+    new_ids = repository.insert_many_if_new(session, rows)
+    jobs: list[tuple[int, str, dict[str, Any], str | None]] = []
+    out: list[list[Accepted]] = []
+    i = 0
+    for b in batches:
+        accepted: list[Accepted] = []
+        for event in b.events:
+            event_id = int(rows[i]["id"])  # type: ignore[call-overload]
+            i += 1
+            new = event_id in new_ids
+            if new:
+                key = ordering_key(b.channel_account_id, event)
+                jobs.append((b.workspace_id, "inbound.process", {"event_id": event_id}, key))
+                metrics.INBOUND_ACCEPTED.labels(b.channel_kind).inc()
+            else:
+                metrics.INBOUND_DUPLICATE.labels(b.channel_kind).inc()
+            accepted.append(Accepted(event_id, new))
+        out.append(accepted)
+    enqueue_many(session, jobs)
+    return out

@@ -21,9 +21,10 @@ from scrm.channels import registry
 from scrm.channels.base import InboundRejected
 from scrm.channels.registry import ChannelSpec, InboundAdapter
 from scrm.db import Database
-from scrm.inbound.committer import Pending, cached_account, committer
+from scrm.inbound.committer import cached_account, committer
 from scrm.inbound.endpoints import _reject, read_body_capped, router
 from scrm.inbound.passive import passive_reply_for
+from scrm.inbound.service import Batch
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ async def channel_push(kind: str, channel_id: int, request: Request) -> Response
             text = answer.reply if isinstance(answer.reply, str) else getattr(answer.reply, "content", "")
             stamp = {**answer.source, "text": text}
             events = (replace(first, metadata={**first.metadata, "passive_reply": stamp}), *events[1:])
-    pending = Pending(account.workspace_id, account.id, kind, events, push.raw.decode("utf-8", "replace"))
+    pending = Batch(account.workspace_id, account.id, kind, events, push.raw.decode("utf-8", "replace"))
     await asyncio.wrap_future(committer(db).submit(pending))  # committed before we answer
     if answer_body is not None:
         return Response(answer_body, media_type=adapter.reply_media_type)

@@ -58,6 +58,12 @@ def insert_job(
     return session.connection().execute(stmt, values).scalar_one_or_none()
 
 
+def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many jobs without idempotency keys in one executemany."""
+    if rows:
+        session.connection().execute(_PLAIN_INSERT, list(rows))
+
+
 def claim(session: Session, *, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
     """Claim up to `limit` due jobs, honouring per-ordering-key order, and lease them.
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from scrm.db import after_commit
 from scrm.errors import Conflict, NotFound
+from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
 from scrm.models import Job
 from scrm.worker import repository
@@ -47,6 +49,35 @@ def enqueue(
     if job_id is not None and (run_at is None or run_at <= utcnow()):
         after_commit(session, wakeup.set)
     return job_id
+
+
+def enqueue_many(session: Session, jobs: Sequence[tuple[int, str, dict[str, Any], str | None]]) -> None:
+    """Queue many due-now jobs at once: (workspace id, kind, payload, ordering key) each."""
+    if not jobs:
+        return
+    now = utcnow()
+    rows = []
+    for workspace_id, kind, payload, ordering_key in jobs:
+        spec = get_kind(kind)
+        if spec is None:
+            raise ValueError(f"unknown job kind {kind!r}")
+        rows.append(
+            {
+                "workspace_id": workspace_id,
+                "id": new_id(),
+                "kind": kind,
+                "payload": payload,
+                "status": "queued",
+                "idempotency_key": None,
+                "ordering_key": ordering_key,
+                "run_at": now,
+                "attempts": 0,
+                "max_attempts": spec.max_attempts,
+                "created_at": now,
+            }
+        )
+    repository.insert_jobs(session, rows)
+    after_commit(session, wakeup.set)
 
 
 # -- admin: dead letters and manual control (web admin page, `scrm jobs`) ----------------------
