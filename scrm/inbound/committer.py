@@ -81,9 +81,7 @@ class GroupCommitter:
     def __init__(self, db: Database, max_batch: int = 256) -> None:
         self._db = db
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[service.Batch, Future[list[service.Accepted]]]] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="scrm-inbound-commit", daemon=True)
         self._thread.start()
 

@@ -25,14 +25,6 @@ def _insert_statement(dialect: str) -> Any:
     return stmt
 
 
-def insert_if_new(session: Session, values: dict[str, Any]) -> bool:
-    """Insert the raw event unless (workspace, account, external id) is already stored."""
-    stmt = _insert_statement(session.get_bind().dialect.name)
-    # RETURNING, not rowcount: psycopg 3 can report rowcount -1 here, which made every repeat
-    # look new on PostgreSQL.
-    return session.connection().execute(stmt, values).first() is not None
-
-
 def insert_many_if_new(session: Session, rows: Sequence[dict[str, Any]]) -> set[int]:
     """Insert the raw events (multi-row statements); returns the ids of those that were new."""
     if not rows:
