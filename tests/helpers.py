@@ -7,15 +7,17 @@ import datetime as dt
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 from scrm.channels.webhook.handler import sign
 from scrm.config import Settings
 from scrm.db import Database
 from scrm.worker.runner import Worker
+
+T = TypeVar("T")
 
 
 def webhook_event(
@@ -85,3 +87,27 @@ class Recorder:
         finally:
             self.server.shutdown()
             self.server.server_close()
+
+
+def run_concurrently(work: Callable[[int], T], workers: int) -> list[T]:
+    """Run `work(i)` for i in range(workers) in threads released together at a barrier;
+    returns their results in order and re-raises the first error any of them hit."""
+    barrier = threading.Barrier(workers)
+    results: list[Any] = [None] * workers
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = work(i)
+        except BaseException as exc:  # re-raised below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from typing import Any
 
 from sqlalchemy import select
@@ -16,27 +15,15 @@ from scrm.automation import service as rules
 from scrm.models import AutomationRule, Conversation, Message, RuleFiring, SlaTimer, Workspace
 from scrm.sla import service as sla
 from tests.automation.helpers import deliver
-from tests.helpers import Recorder, run_jobs
+from tests.helpers import Recorder, run_concurrently, run_jobs
 
 
 def check_concurrently(db, ws, timer_id: int, now: dt.datetime, workers: int = 4) -> list[str | None]:  # type: ignore[no-untyped-def]
-    results: list[str | None] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(workers)
-
-    def work() -> None:
-        barrier.wait()
+    def work(_i: int) -> str | None:
         with db.transaction() as s:
-            r = sla.check(s, ws.id, timer_id, now=now)
-        with lock:
-            results.append(r)
+            return sla.check(s, ws.id, timer_id, now=now)
 
-    threads = [threading.Thread(target=work) for _ in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
+    return run_concurrently(work, workers)
 
 
 def rule(name: str, event: str, metric: str, actions: list[dict[str, Any]]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from scrm.db import Database
 from scrm.models import Contact, Conversation, ConversationActivity, Member
 from scrm.workspace import service as ws_service
 from tests.conftest import Workspace
+from tests.helpers import run_concurrently
 
 
 def agent(
@@ -72,23 +73,12 @@ def test_concurrent_workers_never_exceed_capacity(db, workspace) -> None:  # typ
     a = agent(db, workspace, "a1", capacity=3)
     b = agent(db, workspace, "a2", capacity=2)
     convs = [open_conversation(db, workspace, f"fan{i}") for i in range(20)]
-    barrier = threading.Barrier(8)
-    errors: list[BaseException] = []
 
-    def work(ids: list[int]) -> None:
-        try:
-            barrier.wait()
-            for cid in ids:
-                assign(db, workspace, cid)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
+    def work(i: int) -> None:
+        for cid in convs[i::8]:
+            assign(db, workspace, cid)
 
-    threads = [threading.Thread(target=work, args=(convs[i::8],)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_concurrently(work, 8)
     with db.transaction(readonly=True) as s:
         loads = dict(
             s.execute(select(Conversation.assignee_id, func.count()).group_by(Conversation.assignee_id)).all()
@@ -305,23 +295,12 @@ def test_concurrent_workers_with_stale_loads_neither_deadlock_nor_overfill(
     with db.transaction() as s:
         assignment.configure_desk(s, workspace.id, workspace.team_ids["service"], strategy="least_load")
     stale_candidates(monkeypatch, seed=5)  # each worker ranks the agents by its own stale view
-    barrier = threading.Barrier(8)
-    errors: list[BaseException] = []
 
-    def work(ids: list[int]) -> None:
-        try:
-            barrier.wait()
-            for cid in ids:
-                assign(db, workspace, cid)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
+    def work(i: int) -> None:
+        for cid in convs[i::8]:
+            assign(db, workspace, cid)
 
-    threads = [threading.Thread(target=work, args=(convs[i::8],)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_concurrently(work, 8)
     with db.transaction(readonly=True) as s:
         loads = dict(
             s.execute(select(Conversation.assignee_id, func.count()).group_by(Conversation.assignee_id)).all()

@@ -5,7 +5,6 @@ on the fan, and every cycle's breach escalates on its own."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 from sqlalchemy import func, select
 
@@ -15,7 +14,7 @@ from scrm.models import Conversation, ConversationActivity, Job, SlaEvent, SlaTi
 from scrm.sla import service as sla
 from tests.automation.helpers import deliver
 from tests.conftest import Workspace as WS
-from tests.helpers import Recorder, run_jobs
+from tests.helpers import Recorder, run_concurrently, run_jobs
 
 
 def the_conversation(db: Database) -> Conversation:
@@ -43,23 +42,11 @@ def agent_replies(db: Database, ws: WS, text: str, *, then: str | None = None) -
 def check_concurrently(
     db: Database, ws: WS, timer_id: int, now: dt.datetime, workers: int = 4
 ) -> list[str | None]:
-    results: list[str | None] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(workers)
-
-    def work() -> None:
-        barrier.wait()
+    def work(_i: int) -> str | None:
         with db.transaction() as s:
-            r = sla.check(s, ws.id, timer_id, now=now)
-        with lock:
-            results.append(r)
+            return sla.check(s, ws.id, timer_id, now=now)
 
-    threads = [threading.Thread(target=work) for _ in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
+    return run_concurrently(work, workers)
 
 
 def test_next_response_clock_warns_and_breaches_once_per_cycle(db, settings, workspace, monkeypatch) -> None:  # type: ignore[no-untyped-def]
