@@ -199,13 +199,14 @@ def run_action(ctx: ActionContext, action: dict[str, Any]) -> dict[str, Any]:
                 raise ActionSkipped(f"canned reply {action['canned']!r} no longer exists")
             text = canned.body
         text = render(text, template_values(ctx))
-        return _send(
+        sent = _send(
             ctx,
             text,
             kind=action.get("msg_type", "text"),
             payload=action.get("payload") or {},
             visibility=action.get("visibility"),
         )
+        return sent | _await_fan(ctx, action)
     if kind == "note":
         conv = _need_conv(ctx)
         note = Message(
@@ -277,8 +278,20 @@ def run_action(ctx: ActionContext, action: dict[str, Any]) -> dict[str, Any]:
             conversation_service.set_status(s, conv, "resolved", None)
         return {"status": "resolved"}
     if kind == "lookup_booking":
-        return _lookup_booking(ctx, action)
+        out = _lookup_booking(ctx, action)
+        return out | (_await_fan(ctx, action) if out.get("found") else {})
     raise ActionSkipped(f"unknown action {kind!r}")  # validation makes this unreachable
+
+
+def _await_fan(ctx: ActionContext, action: dict[str, Any]) -> dict[str, Any]:
+    """Self-service: the bot's answer may be all the fan needed, so the conversation waits on the
+    fan (pending: no human queue, SLA clocks paused) instead of on an agent. It only applies while
+    no human has answered; the fan's next message reopens the conversation and resumes the clocks."""
+    conv = ctx.conversation
+    if not action.get("await_fan") or conv is None or conv.status != "open" or conv.first_response_at:
+        return {}
+    conversation_service.set_status(ctx.session, conv, "pending", None)
+    return {"status": "pending"}
 
 
 def _add_labels(ctx: ActionContext, conv: Conversation, labels: list[str]) -> list[str]:

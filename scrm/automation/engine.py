@@ -93,6 +93,7 @@ ACTION_FIELDS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "msg_type": (str, False),
         "payload": (dict, False),
         "visibility": (str, False),
+        "await_fan": (bool, False),
     },
     "note": {"text": (str, True)},
     "create_task": {
@@ -104,7 +105,11 @@ ACTION_FIELDS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "escalate": {"priority": (str, False), "notify_supervisors": (bool, False), "reassign": (bool, False)},
     "notify": {"url": (str, True), "note": (str, False)},
     "close_spam": {},
-    "lookup_booking": {"not_found_text": (str, False), "visibility": (str, False)},
+    "lookup_booking": {
+        "not_found_text": (str, False),
+        "visibility": (str, False),
+        "await_fan": (bool, False),
+    },
 }
 # Which rule events an action can cause (for cycle detection).
 ACTION_EMITS: dict[str, tuple[str, ...]] = {

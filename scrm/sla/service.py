@@ -290,6 +290,8 @@ def on_inbound(
         )
         if targets.resolution:
             _start(session, conv, "resolution", targets.resolution, 0, cal, targets, now)
+        if conv.status == "pending":  # answered by self-service already: the clocks wait with it
+            sync(session, conv, now=now)
         return
     sync(session, conv, now=now)
     if conv.first_response_at is None or not targets.next_response:

@@ -721,6 +721,7 @@ ZH.update(
         "rp.url": "URL",
         "rp.note": "附言",
         "rp.not_found_text": "查不到时的回复",
+        "rp.await_fan": "自助答复后等待粉丝（不进人工队列）",
     }
 )
 EN.update(
@@ -885,6 +886,7 @@ EN.update(
         "rp.url": "URL",
         "rp.note": "Note",
         "rp.not_found_text": "Reply when not found",
+        "rp.await_fan": "Self-service: wait for the fan (no human queue)",
     }
 )
 

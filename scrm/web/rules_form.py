@@ -87,13 +87,18 @@ ACTION_PARAMS: dict[str, tuple[tuple[str, str], ...]] = {
     "assign": (("member", "member"), ("skills", "list")),
     "set_priority": (("priority", "priority"),),
     "label": (("labels", "list"),),
-    "reply": (("text", "textarea"), ("canned", "canned"), ("visibility", "visibility")),
+    "reply": (
+        ("text", "textarea"),
+        ("canned", "canned"),
+        ("visibility", "visibility"),
+        ("await_fan", "bool"),
+    ),
     "note": (("text", "textarea"),),
     "create_task": (("kind", "task_kind"), ("team", "team"), ("title", "text"), ("due_in_minutes", "number")),
     "escalate": (("priority", "priority"), ("notify_supervisors", "bool"), ("reassign", "bool")),
     "notify": (("url", "url"), ("note", "text")),
     "close_spam": (),
-    "lookup_booking": (("not_found_text", "textarea"), ("visibility", "visibility")),
+    "lookup_booking": (("not_found_text", "textarea"), ("visibility", "visibility"), ("await_fan", "bool")),
 }
 assert set(ACTION_PARAMS) == set(engine.ACTION_FIELDS)
 ACTION_TYPES = tuple(ACTION_PARAMS)
