@@ -24,9 +24,10 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from time import monotonic as _monotonic
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import Select, bindparam, func, literal, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import BindParameter
@@ -119,9 +120,11 @@ _STICKY = (
 )
 
 
-def _candidates_stmt(with_skills: bool) -> Select[Any]:
-    # Skills (a JSON list per member) are only fetched and parsed when the decision needs them.
-    cols: list[Any] = [Member.id, Member.capacity, Member.is_senior, _LOAD, _STICKY]
+def _candidates_stmt(with_skills: bool, with_load: bool = True) -> Select[Any]:
+    # Skills (a JSON list per member) are only fetched and parsed when the decision needs them;
+    # loads (one index range count per member) only when the ordering needs them.
+    load = _LOAD if with_load else literal(0)
+    cols: list[Any] = [Member.id, Member.capacity, Member.is_senior, load, _STICKY]
     return (
         select(*cols, *([Member.skills] if with_skills else []))
         .where(
@@ -139,7 +142,11 @@ def _candidates_stmt(with_skills: bool) -> Select[Any]:
     )
 
 
-_CANDIDATES = {False: _candidates_stmt(False), True: _candidates_stmt(True)}
+_CANDIDATES = {(sk, ld): _candidates_stmt(sk, ld) for sk in (False, True) for ld in (False, True)}
+# Pools recently found with their first round-robin pick full: (workspace, team ids) -> when.
+# While a pool is busy, decisions read every member's load first instead of guessing.
+_BUSY_POOLS: dict[tuple[int, tuple[int, ...]], float] = {}
+BUSY_POOL_SECONDS = 5.0
 _CONTACT_VIP = select(Contact.attributes, Contact.tags).where(
     Contact.workspace_id == _WS, Contact.id == bindparam("contact")
 )
@@ -269,16 +276,18 @@ def candidates(
     contact_id: int = 0,
     conv_id: int = 0,
     with_skills: bool = True,
+    with_load: bool = True,
 ) -> tuple[list[Candidate], int | None]:
     """Online, active members of the teams with their current open load, and the agent who last
     served the contact on another conversation (one query; columns only). Without
-    `with_skills` the candidates' skills are left empty (not fetched)."""
+    `with_skills` the candidates' skills are left empty (not fetched); without `with_load`
+    every load reads 0 (not counted)."""
     if not team_ids:
         return [], None
     params = {"ws": workspace_id, "teams": list(team_ids), "contact": contact_id, "conv": conv_id}
     pool: list[Candidate] = []
     sticky: int | None = None
-    for row in session.connection().execute(_CANDIDATES[with_skills], params).all():
+    for row in session.connection().execute(_CANDIDATES[with_skills, with_load], params).all():
         skills = frozenset(row[5] or []) if with_skills else frozenset()
         pool.append(Candidate(int(row[0]), int(row[1]), skills, bool(row[2]), int(row[3])))
         sticky = int(row[4]) if row[4] is not None else None
@@ -418,35 +427,56 @@ def _assign(
     if full is not None and key in full:
         return None
     settings = pool.desk
-    found, last_agent = candidates(
-        session, ws, pool.team_ids, contact_id=conv.contact_id, conv_id=conv.id, with_skills=bool(skills)
+    # Round robin needs no loads to pick: the take below checks capacity atomically. So try the
+    # rotation's first pick without counting anyone's load (the count is most of a decision's
+    # cost), and count only if that pick was full, or the pool was busy a moment ago.
+    busy_key = (ws, key)
+    guess = settings.strategy == "round_robin" and _monotonic() - _BUSY_POOLS.get(busy_key, -1e9) > (
+        BUSY_POOL_SECONDS
     )
-    if exclude:
-        found = [c for c in found if c.member_id not in exclude]
-    vip = False
-    if settings.vip_to_senior and any(c.is_senior for c in found):
-        vip = is_vip(contact) if contact is not None else _contact_is_vip(session, ws, conv.contact_id)
-    order = order_candidates(
-        found,
-        strategy=settings.strategy,
-        last_member_id=settings.last_member_id,
-        skills=frozenset(skills),
-        vip=vip,
-        vip_to_senior=settings.vip_to_senior,
-        sticky_id=last_agent if settings.sticky else None,
-    )
-    for cand, reason in order:
-        if not _take(session, conv, cand.member_id):
-            assignee, status = session.connection().execute(_CONV_STATE, {"ws": ws, "conv": conv.id}).one()
-            if assignee is not None or status == "resolved":
-                # somebody else assigned (or closed) it meanwhile
-                set_committed_value(conv, "assignee_id", assignee)
-                return int(assignee) if assignee is not None else None
-            continue  # this member filled up or went away meanwhile: try the next one
-        if settings.strategy == "round_robin" and reason == "round_robin":
-            _move_cursor(session, ws, pool.team_ids[0], settings, cand.member_id)
-        _assigned(session, conv, cand.member_id, reason)
-        return cand.member_id
+    order: list[tuple[Candidate, str]] = []
+    for with_load in (False, True) if guess else (True,):
+        found, last_agent = candidates(
+            session,
+            ws,
+            pool.team_ids,
+            contact_id=conv.contact_id,
+            conv_id=conv.id,
+            with_skills=bool(skills),
+            with_load=with_load,
+        )
+        if exclude:
+            found = [c for c in found if c.member_id not in exclude]
+        vip = False
+        if settings.vip_to_senior and any(c.is_senior for c in found):
+            vip = is_vip(contact) if contact is not None else _contact_is_vip(session, ws, conv.contact_id)
+        order = order_candidates(
+            found,
+            strategy=settings.strategy,
+            last_member_id=settings.last_member_id,
+            skills=frozenset(skills),
+            vip=vip,
+            vip_to_senior=settings.vip_to_senior,
+            sticky_id=last_agent if settings.sticky else None,
+        )
+        for cand, reason in order if with_load else order[:1]:
+            if not _take(session, conv, cand.member_id):
+                assignee, status = (
+                    session.connection().execute(_CONV_STATE, {"ws": ws, "conv": conv.id}).one()
+                )
+                if assignee is not None or status == "resolved":
+                    # somebody else assigned (or closed) it meanwhile
+                    set_committed_value(conv, "assignee_id", assignee)
+                    return int(assignee) if assignee is not None else None
+                continue  # this member filled up or went away meanwhile: try the next one
+            if settings.strategy == "round_robin" and reason == "round_robin":
+                _move_cursor(session, ws, pool.team_ids[0], settings, cand.member_id)
+            _assigned(session, conv, cand.member_id, reason)
+            return cand.member_id
+        if not with_load and order:
+            if len(_BUSY_POOLS) > 10_000:
+                _BUSY_POOLS.clear()
+            _BUSY_POOLS[busy_key] = _monotonic()
     if full is not None and not skills and not exclude and not order:
         full.add(key)
     return None

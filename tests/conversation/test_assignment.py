@@ -307,3 +307,31 @@ def test_concurrent_workers_with_stale_loads_neither_deadlock_nor_overfill(
         )
     assert {m: loads.get(m, 0) for m in capacity} == capacity
     assert loads[None] == 48 - sum(capacity.values())
+
+
+def test_round_robin_skips_a_full_pick_then_counts_loads_while_busy(db, workspace) -> None:  # type: ignore[no-untyped-def]
+    full = agent(db, workspace, "full", capacity=1)
+    free = agent(db, workspace, "free", capacity=5)
+    assert (full, free) == tuple(sorted([full, free]))
+    assert assign(db, workspace, open_conversation(db, workspace, "f0")) == full  # now at capacity
+    with db.transaction() as s:  # the rotation points at `full` again
+        assignment.get_or_create_desk(s, workspace.id, workspace.team_ids["service"]).last_member_id = free
+    key = (workspace.id, (workspace.team_ids["service"],))
+    assignment._BUSY_POOLS.pop(key, None)
+    # the guess (full, loads not counted) fails the capacity check; the counted pass gives `free`
+    assert assign(db, workspace, open_conversation(db, workspace, "f1")) == free
+    assert key in assignment._BUSY_POOLS
+    # nobody gets more than capacity, and a pool with no room queues
+    with db.transaction() as s:
+        s.execute(update(Member).where(Member.id == free).values(capacity=1))
+    assignment._BUSY_POOLS.pop(key, None)
+    assert assign(db, workspace, open_conversation(db, workspace, "f2")) is None
+    with db.transaction(readonly=True) as s:
+        loads = dict(
+            s.execute(
+                select(Conversation.assignee_id, func.count())
+                .where(Conversation.workspace_id == workspace.id, Conversation.status == "open")
+                .group_by(Conversation.assignee_id)
+            ).all()
+        )
+    assert loads == {full: 1, free: 1, None: 1}
