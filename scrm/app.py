@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -22,10 +23,28 @@ from scrm.db import Database
 from scrm.errors import AppError
 from scrm.inbound import passive
 from scrm.inbound.endpoints import router as inbound_router
+from scrm.inbound.social import InboundFastPath
 from scrm.logs import RequestIdMiddleware
 from scrm.worker.runner import Worker
 
 log = logging.getLogger(__name__)
+_heap_frozen = False
+
+
+def freeze_startup_heap() -> None:
+    """Move everything alive after start-up (modules, the app, caches: about 170,000 objects)
+    out of the garbage collector's sight, once per process.
+
+    Otherwise each full collection walks all of them again, pausing the event loop for about
+    100-300 ms under load: the p99 of every answer, pushes included. Objects made later are
+    collected as usual.
+    """
+    global _heap_frozen
+    if _heap_frozen:
+        return
+    _heap_frozen = True
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
@@ -48,6 +67,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             thread = threading.Thread(target=worker.run_forever, name="scrm-inprocess-worker", daemon=True)
             thread.start()
         app.state.worker = worker
+        freeze_startup_heap()
         try:
             yield
         finally:
@@ -131,5 +151,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     mount_web(app)
     metrics.install_queue_collector(database)
+    # Platform pushes (POST /hooks/<kind>/<id>) skip FastAPI's routing: same answers, less CPU.
+    app.add_middleware(InboundFastPath)
     app.add_middleware(RequestIdMiddleware)  # outermost: every line of a request carries its id
     return app

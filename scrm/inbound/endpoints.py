@@ -5,7 +5,6 @@ Nothing is stored for a request that fails verification or parsing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from fastapi import APIRouter, Request, Response
@@ -61,7 +60,7 @@ async def webhook_push(channel_id: int, request: Request) -> Response:
     except InboundRejected as exc:
         return _reject("webhook", exc)
     pending = Batch(account.workspace_id, account.id, "webhook", (event,), body.decode("utf-8", "replace"))
-    (accepted,) = await asyncio.wrap_future(committer(db).submit(pending))  # durable before the answer
+    (accepted,) = await committer(db).store(pending)  # durable before the answer
     if accepted.new:
         return JSONResponse({"status": "accepted"}, status_code=202)
     return JSONResponse({"status": "duplicate"}, status_code=200)

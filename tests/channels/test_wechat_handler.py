@@ -348,3 +348,56 @@ def test_corrupted_safe_mode_push_only_raises_inbound_rejected(data: st.DataObje
         assert 400 <= exc.status_code < 500
     else:
         assert push.event.external_id == "1234567890123456"  # only a no-op change can parse
+
+
+# -- the envelope shortcut means what the parser says ---------------------------------------------
+
+_PIECES = [
+    "<xml>",
+    "</xml>",
+    "<ToUserName><![CDATA[gh_3f8a1c2b9d0e]]></ToUserName>",
+    "<ToUserName><![CDATA[gh_x]]></ToUserName>",
+    "<Encrypt><![CDATA[QUJD+/0=]]></Encrypt>",
+    "<Encrypt><![CDATA[REVG]]></Encrypt>",
+    "<Encrypt>QUJD</Encrypt>",
+    "<AgentID><![CDATA[1]]></AgentID>",
+    "\n    ",
+    " ",
+    "\x0b",
+    "\t",
+    "<!DOCTYPE xml>",
+    "&amp;",
+    "<?xml version='1.0'?>",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=8))
+def test_envelope_shortcut_agrees_with_parse_xml(pieces: list[str]) -> None:
+    from scrm.channels.wechat.handler import envelope_encrypt
+    from scrm.channels.wechat.parser import parse_xml
+
+    body = "".join(pieces).encode()
+    try:
+        expected: object = parse_xml(body).get("Encrypt")
+    except InboundRejected as exc:
+        expected = exc.status_code
+    try:
+        got: object = envelope_encrypt(body)
+    except InboundRejected as exc:
+        got = exc.status_code
+    assert got == expected
+
+
+def test_envelope_shortcut_takes_the_bodies_wechat_sends() -> None:
+    from scrm.channels.wechat import handler
+
+    for body in (
+        b"<xml><ToUserName><![CDATA[gh_1]]></ToUserName><Encrypt><![CDATA[QUJD]]></Encrypt></xml>",
+        b"<xml>\n    <ToUserName><![CDATA[gh_1]]></ToUserName>\n    <Encrypt><![CDATA[QUJD]]></Encrypt>\n</xml>\n",
+        b"<xml><Encrypt><![CDATA[QUJD]]></Encrypt><ToUserName><![CDATA[gh_1]]></ToUserName></xml>",
+    ):
+        assert handler._ENVELOPE.fullmatch(body) is not None
+        assert handler.envelope_encrypt(body) == "QUJD"
+    twice = b"<xml><ToUserName><![CDATA[a]]></ToUserName><Encrypt><![CDATA[QUJD]]></Encrypt><ToUserName><![CDATA[a]]></ToUserName></xml>"
+    assert handler._ENVELOPE.fullmatch(twice) is None  # the parser refuses the duplicate

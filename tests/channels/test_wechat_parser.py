@@ -293,3 +293,103 @@ def test_random_xml_corruption_never_raises_anything_else(data: st.DataObject) -
             "location",
             "unknown",
         }
+
+
+# -- the expat tree builder is defusedxml's ElementTree, walked the same way -------------------
+
+
+def _reference_parse_xml(text: str) -> dict[str, Any] | str:
+    """What `parse_xml` returned when it built a defusedxml ElementTree (kept as the oracle)."""
+    import xml.etree.ElementTree as StdET
+
+    import defusedxml
+    import defusedxml.ElementTree as SafeET
+
+    def value(element: Any, depth: int) -> Any:
+        if len(element) == 0:
+            return element.text or ""
+        if depth >= 4:
+            return {}
+        nested: dict[str, Any] = {}
+        for child in element:
+            v = value(child, depth + 1)
+            if child.tag in nested:
+                prev = nested[child.tag]
+                nested[child.tag] = [*prev, v] if isinstance(prev, list) else [prev, v]
+            else:
+                nested[child.tag] = v
+        return nested
+
+    try:
+        root = SafeET.fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except defusedxml.DefusedXmlException as exc:
+        return f"forbidden:{type(exc).__name__}"
+    except (StdET.ParseError, ValueError):
+        return "malformed"
+    if root.tag != "xml":
+        return "root"
+    fields: dict[str, Any] = {}
+    for child in root:
+        if child.tag in fields:
+            return "duplicate"
+        fields[child.tag] = value(child, 1)
+    return fields
+
+
+def _ours(text: str) -> dict[str, Any] | str:
+    try:
+        return parse_xml(text)
+    except InboundRejected as exc:
+        if exc.detail.startswith("forbidden XML construct"):
+            return "forbidden:" + exc.detail.split("(")[1].rstrip(")")
+        return {
+            "malformed XML": "malformed",
+            "root element must be <xml>": "root",
+        }.get(exc.detail, "duplicate" if exc.detail.startswith("duplicate") else exc.detail)
+
+
+_TAGS = st.sampled_from(["xml", "ToUserName", "Content", "a", "b", "ns:x", "item"])
+_TEXT = st.sampled_from(
+    ["", "x", " ", "你好", "&amp;", "&lt;b&gt;", "&#20320;", "a]]b", "&bogus;", "<", "\n"]
+)
+
+
+@st.composite
+def _element(draw: Any, depth: int = 0) -> str:
+    tag = draw(_TAGS)
+    if depth >= 5 or draw(st.booleans()):
+        inner = draw(_TEXT)
+        if draw(st.booleans()):
+            inner = f"<![CDATA[{inner}]]>"
+    else:
+        parts = [draw(_element(depth + 1)) for _ in range(draw(st.integers(0, 3)))]
+        inner = draw(_TEXT).join(parts) + draw(st.sampled_from(["", "tail", "<!-- c -->"]))
+    attrs = draw(st.sampled_from(["", ' id="1"', ' xmlns:ns="urn:x"']))
+    return f"<{tag}{attrs}>{inner}</{tag}>"
+
+
+_PROLOGUE = st.sampled_from(
+    [
+        "",
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<?xml version="1.0" encoding="GBK"?>',
+        '<!DOCTYPE xml [<!ENTITY a "aaaa">]>',
+        '<!DOCTYPE xml SYSTEM "http://example.com/x.dtd">',
+        "<!-- hi -->",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_PROLOGUE, _element(), st.sampled_from(["", " ", "<x/>", "junk"]))
+def test_parse_xml_matches_the_defusedxml_elementtree_it_replaced(
+    prologue: str, body: str, trailer: str
+) -> None:
+    text = prologue + body + trailer
+    assert _ours(text) == _reference_parse_xml(text)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.xml")))
+def test_parse_xml_of_every_fixture_matches_the_elementtree_reference(name: str) -> None:
+    text = (FIXTURES / name).read_text("utf-8")
+    assert _ours(text) == _reference_parse_xml(text)

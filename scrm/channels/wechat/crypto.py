@@ -99,6 +99,8 @@ class MessageCrypto:
             raise ValueError("safe mode needs at least one EncodingAESKey")
         self._token = token
         self._keys = [decode_encoding_aes_key(k) for k in encoding_aes_keys]
+        # Built once: a Cipher is reusable, each push only asks it for a fresh (de|en)cryptor.
+        self._ciphers = [Cipher(algorithms.AES(key), modes.CBC(key[:16])) for key in self._keys]
         self._receive_id = receive_id.encode("utf-8")
 
     def __repr__(self) -> str:  # never show the keys
@@ -119,9 +121,8 @@ class MessageCrypto:
         rnd = secrets.token_bytes(16) if random16 is None else random16
         if len(rnd) != 16:
             raise ValueError("random prefix must be 16 bytes")
-        key = self._keys[key_index]
         framed = rnd + struct.pack(">I", len(plaintext)) + plaintext + self._receive_id
-        encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+        encryptor = self._ciphers[key_index].encryptor()
         ciphertext = encryptor.update(pkcs7_pad(framed)) + encryptor.finalize()
         return base64.b64encode(ciphertext).decode("ascii")
 
@@ -136,17 +137,17 @@ class MessageCrypto:
         if len(ciphertext) < BLOCK or len(ciphertext) % 16:
             raise InboundRejected(400, "Encrypt has an invalid length")
         errors: list[_FrameError] = []
-        for index, key in enumerate(self._keys):
+        for index, cipher in enumerate(self._ciphers):
             try:
-                return Decrypted(self._open(key, ciphertext), index)
+                return Decrypted(self._open(cipher, ciphertext), index)
             except _FrameError as exc:
                 errors.append(exc)
         if any(e.wrong_receiver for e in errors):
             raise InboundRejected(403, "message is addressed to another AppID/CorpID")
         raise InboundRejected(400, f"cannot decrypt Encrypt ({errors[0].reason})")
 
-    def _open(self, key: bytes, ciphertext: bytes) -> bytes:
-        decryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).decryptor()
+    def _open(self, cipher: Cipher[modes.CBC], ciphertext: bytes) -> bytes:
+        decryptor = cipher.decryptor()
         framed = pkcs7_unpad(decryptor.update(ciphertext) + decryptor.finalize())
         if len(framed) < 20:
             raise _FrameError("frame too short")

@@ -9,6 +9,7 @@ Any :class:`InboundRejected` becomes its ``status_code``; nothing else is expect
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -79,11 +80,46 @@ def verify_url(query: Mapping[str, str], account: WechatAccountConfig) -> str:
     return echostr
 
 
+# MessageCrypto per account config object (decoded keys and ciphers are built once, not per
+# push). Keyed by identity and holding the config itself, so a new config object (a changed
+# account, read again by the caller) gets a new MessageCrypto; bounded by clearing.
+_CRYPTO_CACHE_MAX = 1024
+_crypto_cache: dict[int, tuple[WechatAccountConfig, MessageCrypto]] = {}
+
+
 def crypto_for(account: WechatAccountConfig) -> MessageCrypto:
+    hit = _crypto_cache.get(id(account))
+    if hit is not None and hit[0] is account:
+        return hit[1]
     keys = account.aes_keys()
     if not keys:
         raise InboundRejected(400, "encrypted push but no EncodingAESKey is configured")
-    return MessageCrypto(account.token.get_secret_value(), keys, account.appid)
+    crypto = MessageCrypto(account.token.get_secret_value(), keys, account.appid)
+    if len(_crypto_cache) >= _CRYPTO_CACHE_MAX:
+        _crypto_cache.clear()
+    _crypto_cache[id(account)] = (account, crypto)
+    return crypto
+
+
+# The safe-mode envelope as WeChat sends it: <xml>, an optional <ToUserName> (before or after),
+# one <Encrypt> of base64 in CDATA, </xml>; whitespace between elements. A body that is exactly
+# this (ASCII only, so no DTD, entity or encoding trick can hide in it) means the same to
+# `parse_xml`; anything else goes through the parser.
+_WS = rb"[ \t\r\n]*"
+_TO = rb"<ToUserName><!\[CDATA\[[A-Za-z0-9_@.-]*\]\]></ToUserName>" + _WS
+_ENCRYPT = rb"<Encrypt><!\[CDATA\[([A-Za-z0-9+/=]+)\]\]></Encrypt>" + _WS
+_ENVELOPE = re.compile(
+    rb"<xml>" + _WS + rb"(?:" + _ENCRYPT + rb"(?:" + _TO + rb")?|" + _TO + _ENCRYPT + rb")</xml>" + _WS
+)
+
+
+def envelope_encrypt(body: bytes) -> object:
+    """The ``Encrypt`` field of a safe-mode body (``parse_xml(body).get("Encrypt")``), without
+    running the XML parser for the envelope WeChat actually sends."""
+    match = _ENVELOPE.fullmatch(body)
+    if match is not None:
+        return (match.group(1) or match.group(2)).decode("ascii")
+    return parse_xml(body).get("Encrypt")
 
 
 def parse_push(
@@ -107,8 +143,7 @@ def parse_push(
     encrypt_type = (query.get("encrypt_type") or "raw").lower()
     if encrypt_type == "aes":
         crypto = crypto_for(account)
-        outer = parse_xml(body)
-        encrypt = outer.get("Encrypt")
+        encrypt = envelope_encrypt(body)
         if not isinstance(encrypt, str) or not encrypt.strip():
             raise InboundRejected(400, "missing Encrypt")
         encrypt = encrypt.strip()

@@ -8,12 +8,12 @@ becomes ``kind="unknown"`` with its fields in ``metadata`` (acknowledged, stored
 from __future__ import annotations
 
 import datetime as dt
-import xml.etree.ElementTree as StdET
 from collections.abc import Mapping
 from typing import Any
+from xml.parsers import expat
 
 import defusedxml
-import defusedxml.ElementTree as SafeET
+from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 
 from scrm.channels.base import EventKind, InboundEvent, InboundRejected, Sender
 
@@ -30,6 +30,11 @@ def parse_xml(body: bytes | str, *, max_body: int = MAX_BODY) -> Fields:
 
     The size is capped before parsing, the body must be UTF-8, DTDs and entities are refused
     (billion laughs, XXE), the root must be ``<xml>`` and a root field may not repeat.
+
+    This drives expat directly with defusedxml's guards (DTDs, entity declarations and
+    external references raise defusedxml's own exceptions) instead of building an
+    ElementTree: the result is the same as ``defusedxml.ElementTree.fromstring(...,
+    forbid_dtd=True)`` walked by :func:`_value`, at a fraction of the cost per push.
     """
     if len(body) > max_body:
         raise InboundRejected(413, f"body larger than {max_body} bytes")
@@ -40,36 +45,114 @@ def parse_xml(body: bytes | str, *, max_body: int = MAX_BODY) -> Fields:
             raise InboundRejected(400, "body is not UTF-8") from None
     else:
         text = body
+    builder = _TreeBuilder()
     try:
         # Parsing a str makes expat ignore any encoding declaration: the wire format is UTF-8.
-        root = SafeET.fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        builder.parse(text)
     except defusedxml.DefusedXmlException as exc:
         raise InboundRejected(400, f"forbidden XML construct ({type(exc).__name__})") from None
-    except (StdET.ParseError, ValueError):
+    except (expat.ExpatError, ValueError):
         raise InboundRejected(400, "malformed XML") from None
-    if root.tag != "xml":
+    root = builder.root
+    if root is None:  # pragma: no cover - expat refuses a document without a root element
+        raise InboundRejected(400, "malformed XML")
+    if root[0] != "xml":
         raise InboundRejected(400, "root element must be <xml>")
     fields: Fields = {}
-    for child in root:
-        if child.tag in fields:
-            raise InboundRejected(400, f"duplicate element <{child.tag}>")
-        fields[child.tag] = _value(child, 1)
+    for child in root[2]:
+        if child[0] in fields:
+            raise InboundRejected(400, f"duplicate element <{child[0]}>")
+        fields[child[0]] = _value(child, 1)
     return fields
 
 
-def _value(element: StdET.Element, depth: int) -> Any:
-    if len(element) == 0:
-        return element.text or ""
+# A parsed element: [tag, text parts (before its first child), children].
+_Node = list[Any]
+
+
+def _forbid_dtd(name: str, sysid: str | None, pubid: str | None, has_internal_subset: bool) -> None:
+    raise DTDForbidden(name, sysid, pubid)
+
+
+def _forbid_entity_decl(
+    name: str,
+    is_parameter_entity: bool,
+    value: str | None,
+    base: str | None,
+    sysid: str | None,
+    pubid: str | None,
+    notation_name: str | None,
+) -> None:
+    raise EntitiesForbidden(name, value, base, sysid, pubid, notation_name)
+
+
+def _forbid_unparsed_entity_decl(
+    name: str, base: str | None, sysid: str | None, pubid: str | None, notation_name: str | None
+) -> None:
+    raise EntitiesForbidden(name, None, base, sysid, pubid, notation_name)
+
+
+def _forbid_external_ref(context: str, base: str | None, sysid: str | None, pubid: str | None) -> int:
+    raise ExternalReferenceForbidden(context, base, sysid, pubid)
+
+
+class _TreeBuilder:
+    """A minimal tree from expat callbacks (tags as ElementTree names them, text, children)."""
+
+    __slots__ = ("root", "stack")
+
+    def __init__(self) -> None:
+        self.root: _Node | None = None
+        self.stack: list[_Node] = []
+
+    def parse(self, text: str) -> None:
+        # Same expat set-up as ElementTree's XMLParser ("}" namespace separator) plus
+        # defusedxml's handlers for forbid_dtd, forbid_entities and forbid_external.
+        parser = expat.ParserCreate(None, "}")
+        parser.buffer_text = True
+        parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        parser.StartDoctypeDeclHandler = _forbid_dtd
+        parser.EntityDeclHandler = _forbid_entity_decl
+        parser.UnparsedEntityDeclHandler = _forbid_unparsed_entity_decl
+        parser.ExternalEntityRefHandler = _forbid_external_ref
+        parser.StartElementHandler = self._start
+        parser.EndElementHandler = self._end
+        parser.CharacterDataHandler = self._data
+        parser.Parse(text, True)
+
+    def _start(self, name: str, _attrs: Any) -> None:
+        node: _Node = ["{" + name if "}" in name else name, [], []]
+        stack = self.stack
+        if stack:
+            stack[-1][2].append(node)
+        else:
+            self.root = node
+        stack.append(node)
+
+    def _end(self, _name: str) -> None:
+        self.stack.pop()
+
+    def _data(self, data: str) -> None:
+        node = self.stack[-1]
+        if not node[2]:  # text after a child element is a tail: ElementTree drops it here too
+            node[1].append(data)
+
+
+def _value(element: _Node, depth: int) -> Any:
+    children = element[2]
+    if not children:
+        return "".join(element[1])
     if depth >= _MAX_NESTED_DEPTH:
         return {}
     nested: Fields = {}
-    for child in element:
+    for child in children:
         value = _value(child, depth + 1)
-        if child.tag in nested:
-            previous = nested[child.tag]
-            nested[child.tag] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        tag = child[0]
+        if tag in nested:
+            previous = nested[tag]
+            nested[tag] = [*previous, value] if isinstance(previous, list) else [previous, value]
         else:
-            nested[child.tag] = value
+            nested[tag] = value
     return nested
 
 

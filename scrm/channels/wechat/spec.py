@@ -47,6 +47,25 @@ def account_config(account: AccountView) -> WechatAccountConfig:
     )
 
 
+# The config of an account, per AccountView object: the inbound path gets the same view for as
+# long as it caches the account row, so the pydantic model (and the MessageCrypto that
+# `handler.crypto_for` keeps per config) is built once per view, not once per push. A new view
+# (the account was read again, e.g. after an edit) builds a new config.
+_CONFIG_CACHE_MAX = 1024
+_configs: dict[int, tuple[AccountView, WechatAccountConfig]] = {}
+
+
+def cached_account_config(account: AccountView) -> WechatAccountConfig:
+    hit = _configs.get(account.id)
+    if hit is not None and hit[0] is account:
+        return hit[1]
+    config = account_config(account)
+    if len(_configs) >= _CONFIG_CACHE_MAX:
+        _configs.clear()
+    _configs[account.id] = (account, config)
+    return config
+
+
 def _build_client(account: AccountView, settings: Settings) -> ChannelClient:
     from scrm.workspace.tokens import token_store_for  # the store knows the database, not us
 
@@ -58,11 +77,11 @@ def _build_client(account: AccountView, settings: Settings) -> ChannelClient:
 
 
 def _verify(query: Mapping[str, str], account: AccountView) -> str:
-    return handler.verify_url(query, account_config(account))
+    return handler.verify_url(query, cached_account_config(account))
 
 
 def _parse(query: Mapping[str, str], body: bytes, account: AccountView) -> InboundPush:
-    push = handler.parse_push(query, body, account_config(account))
+    push = handler.parse_push(query, body, cached_account_config(account))
     return InboundPush(
         events=push.events,
         raw=push.plaintext,
