@@ -428,17 +428,39 @@ def _norm_with_map(text: str) -> tuple[str, list[int]]:
     return "".join(chars), idx
 
 
+class _CharNorm(dict[int, str]):
+    """str.translate table, filled on demand: each character → its NFKC lower-case form without
+    whitespace (exactly what ``_norm_with_map`` does per character), so that a whole text is
+    normalised by one C-level ``translate`` call."""
+
+    def __missing__(self, cp: int) -> str:
+        n = "".join(c for c in unicodedata.normalize("NFKC", chr(cp)).lower() if not c.isspace())
+        self[cp] = n
+        return n
+
+
+_CHAR_NORM = _CharNorm()
+
+
+@lru_cache(maxsize=64)
+def _catalogue_keys(items: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(normalised key, name), longest key first, for a catalogue (cached: callers pass the same
+    catalogue for every message of a workspace)."""
+    keyed = [(_norm_with_map(c)[0], c) for c in items if c and c.strip()]
+    return tuple(sorted(((k, c) for k, c in keyed if k), key=lambda kv: -len(kv[0])))
+
+
 def _catalogue_entities(text: str, catalogue: Iterable[str]) -> list[Entity]:
-    items = [c for c in catalogue if c and c.strip()]
-    if not items:
+    keyed = _catalogue_keys(tuple(catalogue))
+    if not keyed:
+        return []
+    quick = text.translate(_CHAR_NORM)  # equals _norm_with_map(text)[0]
+    if not any(key in quick for key, _ in keyed):
         return []
     norm, idx = _norm_with_map(text)
     found: list[Entity] = []
     taken: list[tuple[int, int]] = []
-    keyed = sorted(((_norm_with_map(c)[0], c) for c in items), key=lambda kv: -len(kv[0]))
     for key, name in keyed:
-        if not key:
-            continue
         pos = norm.find(key)
         while pos >= 0:
             a, b = idx[pos], idx[pos + len(key) - 1] + 1
@@ -453,6 +475,15 @@ def _catalogue_entities(text: str, catalogue: Iterable[str]) -> list[Entity]:
     return found
 
 
+# Cheap necessary conditions, checked before the expensive patterns (a pattern is only run when
+# its trigger occurs in the text; see test_entities for the equivalence check):
+# every phone/order/flight/seat pattern needs a digit; the others need one of these characters.
+_HAS_DIGIT = re.compile(r"\d")
+_AMOUNT_TRIGGER = re.compile(r"[¥￥元块圆]|rmb|RMB|人民币")
+_TIME_TRIGGER = re.compile(r"[点點时:：]")
+_DATE_TRIGGER = re.compile(r"[\d月日号天晚午周期拜底初旦节庆秋]|五一|十一")
+
+
 def extract_entities(text: str, catalogue: Sequence[str] = ()) -> list[Entity]:
     """All entities in *text*, sorted by position. Overlaps are resolved by priority:
     phone > order_no > flight_no > product > seat > amount > date/time > place."""
@@ -464,42 +495,47 @@ def extract_entities(text: str, catalogue: Sequence[str] = ()) -> list[Entity]:
             taken.append((start, end))
             out.append(Entity(kind, value, start, end))
 
-    for m in _MOBILE_RE.finditer(text):
-        add("phone", "".join(m.groups()), m.start(), m.end())
-    for m in _HOTLINE_RE.finditer(text):
-        add("phone", "".join(m.groups()), m.start(), m.end())
-    for m in _ORDER_CTX_RE.finditer(text):
-        add("order_no", m.group(1).upper(), m.start(1), m.end(1))
-    for m in _LONG_DIGITS_RE.finditer(text):
-        add("order_no", m.group(1), m.start(1), m.end(1))
-    for m in _LANDLINE_RE.finditer(text):
-        add("phone", (m.group(1) or m.group(2)) + m.group(3), m.start(), m.end())
+    has_digit = _HAS_DIGIT.search(text) is not None
     lower = text.lower()
-    flight_ctx = any(w in lower for w in _FLIGHT_CONTEXT)
-    for m in _FLIGHT_RE.finditer(text):
-        code = m.group(1).upper()
-        known = code in AIRLINE_CODES
-        if (code in CORE_AIRLINE_CODES and m.group(1).isupper()) or (
-            flight_ctx and (known or m.group(1).isupper())
-        ):
-            add("flight_no", code + m.group(2), m.start(), m.end())
-    for ent in _catalogue_entities(text, catalogue):
-        add(ent.type, ent.value, ent.start, ent.end)
-    seat_ctx = any(w in lower for w in _SEAT_CONTEXT) or any(e.type == "flight_no" for e in out)
-    if seat_ctx:
+    if has_digit:
+        for m in _MOBILE_RE.finditer(text):
+            add("phone", "".join(m.groups()), m.start(), m.end())
+        for m in _HOTLINE_RE.finditer(text):
+            add("phone", "".join(m.groups()), m.start(), m.end())
+        for m in _ORDER_CTX_RE.finditer(text):
+            add("order_no", m.group(1).upper(), m.start(1), m.end(1))
+        for m in _LONG_DIGITS_RE.finditer(text):
+            add("order_no", m.group(1), m.start(1), m.end(1))
+        for m in _LANDLINE_RE.finditer(text):
+            add("phone", (m.group(1) or m.group(2)) + m.group(3), m.start(), m.end())
+        flight_ctx = any(w in lower for w in _FLIGHT_CONTEXT)
+        for m in _FLIGHT_RE.finditer(text):
+            code = m.group(1).upper()
+            known = code in AIRLINE_CODES
+            if (code in CORE_AIRLINE_CODES and m.group(1).isupper()) or (
+                flight_ctx and (known or m.group(1).isupper())
+            ):
+                add("flight_no", code + m.group(2), m.start(), m.end())
+    if catalogue:
+        for ent in _catalogue_entities(text, catalogue):
+            add(ent.type, ent.value, ent.start, ent.end)
+    if has_digit and (any(w in lower for w in _SEAT_CONTEXT) or any(e.type == "flight_no" for e in out)):
         for m in _SEAT_RE.finditer(text):
             row, letter = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
             add("seat", f"{int(row)}{letter.upper()}", m.start(), m.end())
-    for m in _AMOUNT_RE.finditer(text):
-        fen = _amount_fen(m)
-        if fen is not None:
-            add("amount_fen", str(fen), m.start(), m.end())
-    for m in _TIME_RE.finditer(text):
-        val = m.group(0).strip()
-        if val:
-            add("time", val, m.start(), m.end())
-    for m in _DATE_RE.finditer(text):
-        add("date", m.group(0), m.start(), m.end())
+    if _AMOUNT_TRIGGER.search(text):
+        for m in _AMOUNT_RE.finditer(text):
+            fen = _amount_fen(m)
+            if fen is not None:
+                add("amount_fen", str(fen), m.start(), m.end())
+    if _TIME_TRIGGER.search(text):
+        for m in _TIME_RE.finditer(text):
+            val = m.group(0).strip()
+            if val:
+                add("time", val, m.start(), m.end())
+    if _DATE_TRIGGER.search(text):
+        for m in _DATE_RE.finditer(text):
+            add("date", m.group(0), m.start(), m.end())
     places = [(end - len(name) + 1, end + 1, name) for end, name in _place_automaton().iter(text)]
     for start, end, name in sorted(places, key=lambda p: (p[0] - p[1], p[0])):
         add("place", name, start, end)

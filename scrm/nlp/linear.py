@@ -12,10 +12,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import sparse
-from sklearn.svm import LinearSVC
+
+if TYPE_CHECKING:  # scipy and scikit-learn are imported lazily: prediction does not need them
+    from scipy import sparse
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,8 @@ TOL = 1e-3
 
 def tfidf_rows(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
     """Sublinear tf × idf, rows L2-normalised (a new matrix; *counts* is not modified)."""
+    from scipy import sparse
+
     data = np.log1p(counts.data) * idf[counts.indices]
     mat = sparse.csr_matrix((data.astype(np.float32), counts.indices, counts.indptr), shape=counts.shape)
     sq = np.asarray(mat.multiply(mat).sum(axis=1)).ravel()
@@ -59,17 +63,26 @@ class LinearTextModel:
     calib_c: np.ndarray  # (n_classes,)
 
     def __post_init__(self) -> None:
-        # Contiguous (n_features, k) copies made once: multiplying a sparse matrix by the
-        # strided view `coef[:, :n].T` made scipy copy the whole weight matrix on every call
-        # (about 1 ms each, several per message).
-        n_hash = self.idf.shape[0]
-        self._w_hash = np.ascontiguousarray(self.coef[:, :n_hash].T)
-        self._w_dense = np.ascontiguousarray(self.coef[:, n_hash:].T)
+        self._w: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def n_hash(self) -> int:
+        return int(self.idf.shape[0])
+
+    def weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """Contiguous (n_hash, k) and (n_dense, k) copies of the weights, made once on first use:
+        multiplying a sparse matrix by the strided view `coef[:, :n].T` made scipy copy the whole
+        weight matrix on every call. (The analyzer's fast path does not use these copies.)"""
+        if self._w is None:
+            n = self.n_hash
+            self._w = (np.ascontiguousarray(self.coef[:, :n].T), np.ascontiguousarray(self.coef[:, n:].T))
+        return self._w
 
     def scores(self, counts: sparse.csr_matrix, dense: np.ndarray) -> np.ndarray:
         """Raw decision values, shape (n, n_classes)."""
         x = tfidf_rows(counts, self.idf)
-        s = x @ self._w_hash + (dense * self.dense_scale) @ self._w_dense + self.intercept
+        w_hash, w_dense = self.weights()
+        s = x @ w_hash + (dense * self.dense_scale) @ w_dense + self.intercept
         s = np.asarray(s, dtype=np.float64)
         if len(self.classes) == 2 and s.shape[1] == 1:
             s = np.hstack([-s / 2, s / 2])
@@ -131,6 +144,9 @@ def train_linear(
     With *nb* (two classes only) the n-gram weights are NB-SVM style: each column's idf is
     multiplied by the absolute log-count ratio |log(p_j / q_j)| of the two classes (tf-idf mass,
     add-one smoothed), folded into the stored ``idf`` so prediction costs nothing extra."""
+    from scipy import sparse
+    from sklearn.svm import LinearSVC
+
     y = np.asarray(labels)
     cls_list = sorted(set(y.tolist())) if classes is None else list(classes)
     idf = fit_idf(counts)
@@ -151,12 +167,12 @@ def train_linear(
                 w[m] *= (total / len(cls_list)) / w[m].sum()
     held = np.array([_stable_fraction(k) < 0.1 for k in keys])
 
-    def fit(mask: np.ndarray) -> LinearSVC:
+    def fit(mask: np.ndarray) -> Any:
         clf = LinearSVC(C=c, loss="squared_hinge", dual="auto", tol=TOL, max_iter=3000, random_state=0)
         clf.fit(x[mask], y[mask], sample_weight=w[mask])
         return clf
 
-    def model_from(clf: LinearSVC) -> LinearTextModel:
+    def model_from(clf: Any) -> LinearTextModel:
         order = [list(clf.classes_).index(k) for k in cls_list] if len(cls_list) > 2 else [0]
         coef = np.asarray(clf.coef_)[order]
         icpt = np.asarray(clf.intercept_)[order]
@@ -188,3 +204,89 @@ def train_linear(
     model.calib_a = calib_a
     model.calib_c = calib_c
     return model
+
+
+class FusedModels:
+    """Several models over the same hashed features, scored together (prediction only).
+
+    For model *m*, ``x_m = tfidf(counts) / ||tfidf||`` with ``tfidf_j = log1p(count_j) · idf_m[j]``;
+    so ``x_m · w_m = Σ_j log1p(count_j) · (idf_m[j] w_m[j]) / sqrt(Σ_j log1p(count_j)² idf_m[j]²)``.
+    The idf is folded into one (n_hash, Σk + n_models) matrix holding every model's n-gram weights
+    and squared idf, so a batch needs one gather and one segmented sum for all models, with
+    numpy only. Results equal ``LinearTextModel.proba`` up to float rounding.
+
+    With *share*, models that are the very same objects as in *share* are scored from *share*'s
+    matrix (a workspace that retrained only its intent model adds a matrix for that model alone,
+    not a copy of the default models)."""
+
+    def __init__(self, models: dict[str, LinearTextModel], share: FusedModels | None = None) -> None:
+        sizes = {m.n_hash for m in models.values()}
+        if len(sizes) != 1:
+            raise ValueError("models disagree on the number of hashed features")
+        n_hash = sizes.pop()
+        self.models = models
+        shared = [n for n, m in models.items() if share is not None and share.models.get(n) is m]
+        self.share = share if shared else None
+        self.shared = frozenset(shared)
+        own = {n: m for n, m in models.items() if n not in self.shared}
+        self.names = list(own)
+        ks = [int(m.coef.shape[0]) for m in own.values()]
+        self.k_total = sum(ks)
+        width = self.k_total + len(ks)
+        w = np.empty((n_hash, width), dtype=np.float32)
+        n_dense = int(next(iter(models.values())).coef.shape[1]) - n_hash
+        w_dense = np.zeros((n_dense, self.k_total), dtype=np.float32)
+        bias = np.zeros(self.k_total, dtype=np.float32)
+        self.slices: dict[str, slice] = {}
+        off = 0
+        for j, (name, m) in enumerate(own.items()):
+            k = ks[j]
+            w[:, off : off + k] = m.coef[:, :n_hash].T * m.idf[:, None]
+            w[:, self.k_total + j] = np.square(m.idf)
+            w_dense[:, off : off + k] = m.coef[:, n_hash:].T * np.float32(m.dense_scale)
+            bias[off : off + k] = m.intercept
+            self.slices[name] = slice(off, off + k)
+            off += k
+        self.w = w
+        self.w_dense = w_dense
+        self.bias = bias
+
+    def scores(
+        self, rows: np.ndarray, cols: np.ndarray, counts: np.ndarray, dense: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Raw decision values (n, k) of every model; *rows* must be non-decreasing, (row, col)
+        sorted coordinates with summed counts (``text.NgramCounts``)."""
+        out = self.share.scores(rows, cols, counts, dense) if self.share is not None else {}
+        out = {name: s for name, s in out.items() if name in self.shared}
+        if not self.names:
+            return out
+        n_docs = dense.shape[0]
+        kt = self.k_total
+        sums = np.zeros((n_docs, self.w.shape[1]), dtype=np.float32)
+        if rows.shape[0]:
+            tf = np.log1p(counts.astype(np.float32))
+            g = self.w[cols]
+            g[:, :kt] *= tf[:, None]
+            g[:, kt:] *= np.square(tf)[:, None]
+            starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+            sums[rows[starts]] = np.add.reduceat(g, starts, axis=0)
+        norms = np.sqrt(sums[:, kt:])
+        norms[norms == 0] = 1.0
+        lin = dense.astype(np.float32) @ self.w_dense + self.bias
+        for j, name in enumerate(self.names):
+            sl = self.slices[name]
+            out[name] = sums[:, sl] / norms[:, j : j + 1] + lin[:, sl]
+        return out
+
+    def proba(
+        self, rows: np.ndarray, cols: np.ndarray, counts: np.ndarray, dense: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Calibrated probabilities of every model (see ``scores``)."""
+        out: dict[str, np.ndarray] = {}
+        for name, raw in self.scores(rows, cols, counts, dense).items():
+            m = self.models[name]
+            s = raw.astype(np.float64)
+            if len(m.classes) == 2 and s.shape[1] == 1:
+                s = np.hstack([-s / 2, s / 2])
+            out[name] = _softmax(m.calib_a * s + m.calib_c)
+        return out

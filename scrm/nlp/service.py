@@ -27,7 +27,7 @@ from . import training
 from .datasets import EMOTIONS, SENTIMENTS, Labeled
 from .entities import Entity, extract_entities, mask_phone
 from .intent_data import INTENTS
-from .linear import LinearTextModel
+from .linear import FusedModels, LinearTextModel
 from .text import Featurizer
 
 log = logging.getLogger(__name__)
@@ -117,13 +117,27 @@ class UnknownLabelError(ValueError):
 class Analyzer:
     """Runs all tasks on texts. Thread-safe for concurrent reads (models are immutable)."""
 
-    def __init__(self, featurizer: Featurizer, models: dict[str, LinearTextModel], version: str) -> None:
+    def __init__(
+        self,
+        featurizer: Featurizer,
+        models: dict[str, LinearTextModel],
+        version: str,
+        share: Analyzer | None = None,
+    ) -> None:
+        """*share*: an analyzer (the default one) whose fused weight matrix is reused for the
+        models this one has in common with it (same objects), to save memory per workspace."""
         missing = [m for m in training.TASK_MODELS if m not in models]
         if missing:
             raise ValueError(f"bundle is missing models: {missing}")
         self.featurizer = featurizer
         self.models = models
         self.model_version = version
+        ecls = list(models["emotion"].classes)
+        self._emo_idx = [ecls.index(k) for k in ("happy", "angry", "sad", "fear", "neutral")]
+        self._fused: FusedModels = FusedModels(
+            {name: models[name] for name in training.TASK_MODELS},
+            share._fused if share is not None else None,
+        )
 
     # -- labels -------------------------------------------------------------------------------
     def labels(self, task: str) -> list[str]:
@@ -136,40 +150,38 @@ class Analyzer:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
 
     # -- probabilities ------------------------------------------------------------------------
-    def _features(self, texts: Sequence[str]) -> tuple[Any, np.ndarray]:
-        return self.featurizer.transform(list(texts))
+    def _features(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Calibrated probabilities of every model for *texts* (one featurisation, one fused pass)."""
+        coo, dense = self.featurizer.transform_coo(list(texts))
+        return self._fused.proba(coo.rows, coo.cols, coo.counts, dense)
 
-    def _proba(self, task: str, feats: tuple[Any, np.ndarray]) -> tuple[list[str], np.ndarray]:
-        counts, dense = feats
+    def _proba(self, task: str, probs: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
         if task == "sentiment":
-            return list(SENTIMENTS), self._sentiment(counts, dense)
+            return list(SENTIMENTS), self._sentiment(probs)
         if task == "polarity":  # pos/neg only: the domain-routed mixture of the two polarity models
-            return ["pos", "neg"], self._polarity(counts, dense)
-        model = self.models["emotion" if task == "emotion" else "intent"] if task in TASKS else None
-        if model is None:
+            return ["pos", "neg"], self._polarity(probs)
+        if task not in ("emotion", "intent"):
             raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-        return list(model.classes), model.proba(counts, dense)
+        return list(self.models[task].classes), probs[task]
 
-    def _polarity(self, counts: Any, dense: np.ndarray) -> np.ndarray:
+    def _polarity(self, probs: dict[str, np.ndarray]) -> np.ndarray:
         """[p(pos), p(neg)]: review and social polarity models mixed by p(review domain)."""
-        g = self.models["domain"].proba(counts, dense)[:, :1]  # [review, social]
-        soc = self.models["polarity"].proba(counts, dense)  # [neg, pos]
-        rev = self.models["polarity_review"].proba(counts, dense)
+        g = probs["domain"][:, :1]  # [review, social]
+        soc = probs["polarity"]  # [neg, pos]
+        rev = probs["polarity_review"]
         p = g * rev + (1 - g) * soc
         return np.asarray(p[:, ::-1])
 
-    def _sentiment(self, counts: Any, dense: np.ndarray, emo: np.ndarray | None = None) -> np.ndarray:
+    def _sentiment(self, probs: dict[str, np.ndarray]) -> np.ndarray:
         """[p(pos), p(neg), p(neutral)]. p(neutral) averages the subjectivity model and the emotion
         model's neutral share; the pos/neg split averages the routed polarity models and the emotion
         model's happy vs angry+sad+fear share (weights SENTIMENT_MIX, chosen on the dev splits)."""
-        pol = self._polarity(counts, dense)
-        p_neu_s = self.models["subjectivity"].proba(counts, dense)[:, 0]  # [neutral, subj]
-        if emo is None:
-            emo = self.models["emotion"].proba(counts, dense)
-        ecls = list(self.models["emotion"].classes)
-        e_pos = emo[:, ecls.index("happy")]
-        e_neg = sum(emo[:, ecls.index(k)] for k in ("angry", "sad", "fear"))
-        e_neu = emo[:, ecls.index("neutral")]
+        pol = self._polarity(probs)
+        p_neu_s = probs["subjectivity"][:, 0]  # [neutral, subj]
+        emo = probs["emotion"]
+        e_pos = emo[:, self._emo_idx[0]]
+        e_neg = emo[:, self._emo_idx[1]] + emo[:, self._emo_idx[2]] + emo[:, self._emo_idx[3]]
+        e_neu = emo[:, self._emo_idx[4]]
         w_neu, w_pol = SENTIMENT_MIX
         p_neu = w_neu * e_neu / np.maximum(e_pos + e_neg + e_neu, 1e-9) + (1 - w_neu) * p_neu_s
         share_pos = w_pol * e_pos / np.maximum(e_pos + e_neg, 1e-9) + (1 - w_pol) * pol[:, 0]
@@ -223,33 +235,41 @@ class Analyzer:
             fol = followers
             if len(fol) != len(texts):
                 raise ValueError("followers must have one entry per text")
-        feats = self._features(texts)
-        emo_cls, emo_p = self._proba("emotion", feats)
-        sent_cls, sent_p = list(SENTIMENTS), self._sentiment(*feats, emo=emo_p)
-        int_cls, int_p = self._proba("intent", feats)
+        probs = self._features(texts)
+        emo_cls, emo_p = self._proba("emotion", probs)
+        sent_cls, sent_p = list(SENTIMENTS), self._sentiment(probs)
+        int_cls, int_p = self._proba("intent", probs)
+        rows = np.arange(len(texts))
+        s_best, e_best, n_best = sent_p.argmax(axis=1), emo_p.argmax(axis=1), int_p.argmax(axis=1)
+        s_score = sent_p[rows, s_best].tolist()
+        s_best, e_best, n_best = s_best.tolist(), e_best.tolist(), n_best.tolist()
+        e_score = emo_p[rows, e_best].tolist()
+        n_score = int_p[rows, n_best].tolist()
+        p_neg = sent_p[:, 1].tolist()
         spam_col = int_cls.index("spam") if "spam" in int_cls else None
+        spam_p = int_p[:, spam_col].tolist() if spam_col is not None else [0.0] * len(texts)
+        version = self.model_version
         out: list[Triage] = []
         for i, text in enumerate(texts):
-            s_i, e_i, n_i = int(sent_p[i].argmax()), int(emo_p[i].argmax()), int(int_p[i].argmax())
-            spam_score = float(int_p[i, spam_col]) if spam_col is not None else 0.0
-            if _SPAM_CONTACT.search(text) and _URL.search(text):
-                spam_score = max(spam_score, 0.9)
+            spam_score = spam_p[i]
+            if spam_score < 0.9 and _SPAM_CONTACT.search(text) and _URL.search(text):
+                spam_score = 0.9
             is_spam = spam_score >= 0.5
-            intent = int_cls[n_i]
-            sentiment = sent_cls[s_i]
+            intent = int_cls[n_best[i]]
+            sentiment = sent_cls[s_best[i]]
             out.append(
                 Triage(
                     sentiment=sentiment,
-                    sentiment_score=float(sent_p[i, s_i]),
-                    emotion=emo_cls[e_i],
-                    emotion_score=float(emo_p[i, e_i]),
+                    sentiment_score=s_score[i],
+                    emotion=emo_cls[e_best[i]],
+                    emotion_score=e_score[i],
                     intent=intent,
-                    intent_score=float(int_p[i, n_i]),
+                    intent_score=n_score[i],
                     entities=extract_entities(text, catalogue),
                     is_spam=is_spam,
                     spam_score=spam_score,
-                    urgency=urgency(intent, sentiment, float(sent_p[i, 1]), fol[i], text, is_spam),
-                    model_version=self.model_version,
+                    urgency=urgency(intent, sentiment, p_neg[i], fol[i], text, is_spam),
+                    model_version=version,
                 )
             )
         return out
@@ -297,7 +317,10 @@ def _get_featurizer() -> Featurizer:
     global _featurizer
     with _lock:
         if _featurizer is None:
-            _featurizer = training.make_featurizer(get_settings().data_dir)
+            settings = get_settings()
+            _featurizer = training.make_featurizer(
+                Path(settings.data_dir), Path(settings.model_dir) / "lexicon"
+            )
         return _featurizer
 
 
@@ -363,11 +386,15 @@ def get_analyzer(workspace: str | None = None) -> Analyzer:
         version = str(base.meta.get("version", "default"))
         if workspace:
             active = registry().active(workspace)
-            if active is not None:
+            if active is None:  # no model of its own: the default analyzer (same object, no copy)
+                analyzer = get_analyzer()
+            else:
                 bundle = training.Bundle.load(active)
                 models.update(bundle.models)
                 version = str(bundle.meta.get("version", version))
-        analyzer = Analyzer(_get_featurizer(), models, version)
+                analyzer = Analyzer(_get_featurizer(), models, version, share=get_analyzer())
+        else:
+            analyzer = Analyzer(_get_featurizer(), models, version)
         _analyzers[key] = analyzer
         return analyzer
 
@@ -683,7 +710,7 @@ def train_workspace(workspace: str, examples: WorkspaceExamples) -> RegistryEntr
     if active is not None:
         for name, model in training.Bundle.load(active).models.items():
             bundle.models.setdefault(name, model)
-    candidate = Analyzer(_get_featurizer(), models, f"{workspace}-candidate")
+    candidate = Analyzer(_get_featurizer(), models, f"{workspace}-candidate", share=get_analyzer())
     bundle.meta["n_corrections"] = len(examples.corrections)
     bundle.meta["custom_intents"] = {k: len(v) for k, v in examples.custom_intents.items()}
     return registry().consider(workspace, bundle, candidate, held)

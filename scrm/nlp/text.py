@@ -8,15 +8,19 @@ features. Each task then applies its own idf weights and linear model.
 from __future__ import annotations
 
 import csv
+import hashlib
+import os
 import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import ahocorasick
 import numpy as np
-from scipy import sparse
+
+if TYPE_CHECKING:  # scipy is only needed for training (imported lazily); prediction is numpy-only
+    from scipy import sparse
 
 EMOTICON_RE = re.compile(r"\[[^\[\]]{1,10}\]")
 _EMOTICON_BATCH_RE = re.compile(r"\[([^\[\]\x00]{1,10})\]")
@@ -183,18 +187,38 @@ _SALT = (
 )
 
 
-def char_ngram_counts(norm_texts: Sequence[str], n_features: int, max_n: int = 3) -> sparse.csr_matrix:
-    """Count matrix (len(texts) × n_features) of hashed character 1..max_n-grams."""
+@dataclass
+class NgramCounts:
+    """Hashed character n-gram counts of a batch in coordinate form, sorted by (row, col) with
+    duplicates summed: the numpy-only equivalent of a CSR count matrix."""
+
+    n_docs: int
+    n_features: int
+    rows: np.ndarray  # int64, non-decreasing
+    cols: np.ndarray  # int64
+    counts: np.ndarray  # float32
+
+    def to_csr(self) -> sparse.csr_matrix:
+        from scipy import sparse
+
+        indptr = np.zeros(self.n_docs + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.rows, minlength=self.n_docs), out=indptr[1:])
+        return sparse.csr_matrix((self.counts, self.cols, indptr), shape=(self.n_docs, self.n_features))
+
+
+def char_ngram_coo(norm_texts: Sequence[str], n_features: int, max_n: int = 3) -> NgramCounts:
+    """Counts of hashed character 1..max_n-grams of every text (vectorised over the batch: one
+    rolling hash over the joined code points, then one sort of the (row, col) keys)."""
     n_docs = len(norm_texts)
+    empty = np.zeros(0, dtype=np.int64)
     if n_docs == 0:
-        return sparse.csr_matrix((0, n_features), dtype=np.float32)
+        return NgramCounts(0, n_features, empty, empty, np.zeros(0, dtype=np.float32))
     joined = SEP + SEP.join(norm_texts) + SEP
     cp = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     is_sep = cp == 0
-    doc = np.cumsum(is_sep) - 1  # document index of every position
+    doc = (np.cumsum(is_sep) - 1) * n_features  # row offset of every position
     length = cp.shape[0]
-    rows_parts: list[np.ndarray] = []
-    cols_parts: list[np.ndarray] = []
+    parts: list[np.ndarray] = []
     mask_bits = np.uint64(n_features - 1)
     with np.errstate(over="ignore"):
         h = np.zeros(length, dtype=np.uint64)
@@ -208,18 +232,27 @@ def char_ngram_counts(norm_texts: Sequence[str], n_features: int, max_n: int = 3
             ok = ~bad
             hv = (h[ok] + _SALT[n - 1]) * _P2
             hv ^= hv >> np.uint64(29)
-            cols_parts.append((hv & mask_bits).astype(np.int64))
-            rows_parts.append(doc[:m][ok])
-    rows = np.concatenate(rows_parts)
-    cols = np.concatenate(cols_parts)
-    data = np.ones(rows.shape[0], dtype=np.float32)
-    mat = sparse.csr_matrix((data, (rows, cols)), shape=(n_docs, n_features), dtype=np.float32)
-    mat.sum_duplicates()
-    return mat
+            parts.append((hv & mask_bits).astype(np.int64) + doc[:m][ok])
+    keys = np.concatenate(parts)
+    if keys.shape[0] == 0:
+        return NgramCounts(n_docs, n_features, empty, empty, np.zeros(0, dtype=np.float32))
+    keys.sort()
+    first = np.empty(keys.shape[0], dtype=bool)
+    first[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    idx = np.flatnonzero(first)
+    uniq = keys[idx]
+    counts = np.diff(np.append(idx, keys.shape[0])).astype(np.float32)
+    return NgramCounts(n_docs, n_features, uniq // n_features, uniq & (n_features - 1), counts)
+
+
+def char_ngram_counts(norm_texts: Sequence[str], n_features: int, max_n: int = 3) -> sparse.csr_matrix:
+    """Count matrix (len(texts) × n_features) of hashed character 1..max_n-grams."""
+    return char_ngram_coo(norm_texts, n_features, max_n).to_csr()
 
 
 # --------------------------------------------------------------------------------------------
-# Lexicon features (dense block), matched with an Aho-Corasick automaton.
+# Lexicon features (dense block), matched with vectorised rolling hashes.
 
 DENSE_NAMES = (
     "lex_pos",
@@ -282,20 +315,61 @@ def _read_words(path: Path) -> list[str]:
         return [w.strip() for w in f if w.strip() and "." not in w]
 
 
+_LEX_BITS = 22  # size of the candidate bitmap (2^22 bits, one byte each: 4 MB)
+LEXICON_FORMAT = "1"  # bump when the compiled form (or the way it is built) changes
+
+
+def _word_hashes(words: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rolling hashes (the same recurrence as ``Lexicon.match``) and code points of words of
+    length *n*."""
+    cps = np.frombuffer("".join(words).encode("utf-32-le"), dtype=np.uint32).reshape(len(words), n)
+    h = np.zeros(len(words), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for i in range(n):
+            h = h * _P1 + cps[:, i].astype(np.uint64)
+    return h, cps
+
+
+def _bucket(h: np.ndarray, n: int) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return ((h + _SALT[n % 4] + np.uint64(n)) * _P2) >> np.uint64(64 - _LEX_BITS)
+
+
 @dataclass
 class Lexicon:
-    """Sentiment/emotion lexicon built from ``data_dir/lexicons``; missing files are skipped."""
+    """Sentiment/emotion lexicon built from ``data_dir/lexicons``; missing files are skipped.
 
-    automaton: ahocorasick.Automaton
+    Matching is vectorised over a batch (no per-character Python, no automaton): for every word
+    length *n* present in the lexicon, a rolling hash of every *n*-gram of the joined texts is
+    looked up in a bitmap, candidates are found in the sorted word hashes of that length and then
+    checked code point by code point, so the result is exactly the set of (end, word) occurrences
+    an Aho-Corasick automaton reports."""
+
     size: int
+    # word length → (sorted hashes, kind-set id per word, code points (n_words, length))
+    by_len: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     # per kind-set id: weights added to the dense columns (DLUT groups, degree, turn), polarity
     # flags (pos, neg) and whether the word is a negator
     kind_cols: np.ndarray = field(default_factory=lambda: np.zeros((1, len(DENSE_NAMES)), np.float32))
     kind_polar: np.ndarray = field(default_factory=lambda: np.zeros((1, 2), bool))
     kind_negator: np.ndarray = field(default_factory=lambda: np.zeros(1, bool))
 
-    @classmethod
-    def load(cls, data_dir: Path) -> Lexicon:
+    def __post_init__(self) -> None:
+        # _bitmap: buckets of whole words; _prefix: buckets of proper prefixes (a position whose
+        # k-character prefix is in neither can stop there)
+        self._bitmap = np.zeros(2**_LEX_BITS, dtype=bool)
+        self._prefix = np.zeros(2**_LEX_BITS, dtype=bool)
+        for n, (hashes, _kids, cps) in self.by_len.items():
+            self._bitmap[_bucket(hashes, n)] = True
+            h = np.zeros(cps.shape[0], dtype=np.uint64)
+            with np.errstate(over="ignore"):
+                for k in range(1, n):
+                    h = h * _P1 + cps[:, k - 1].astype(np.uint64)
+                    self._prefix[_bucket(h, k)] = True
+        self._max_len = max(self.by_len, default=0)
+
+    @staticmethod
+    def _entries(data_dir: Path) -> dict[str, set[int]]:
         lex = data_dir / "lexicons"
         entries: dict[str, set[int]] = {}
 
@@ -341,13 +415,23 @@ class Lexicon:
                     w = (row.get("word") or "").strip()
                     if w:
                         add(w, _KIND_DEGREE)
-        auto = ahocorasick.Automaton()
+        return entries
+
+    @classmethod
+    def build(cls, data_dir: Path) -> Lexicon:
+        entries = cls._entries(data_dir)
         kind_ids: dict[tuple[int, ...], int] = {}
+        groups: dict[int, tuple[list[str], list[int]]] = {}
         for word, kinds in entries.items():
-            key = tuple(sorted(kinds))
-            auto.add_word(word, (len(word), kind_ids.setdefault(key, len(kind_ids))))
-        if entries:
-            auto.make_automaton()
+            kid = kind_ids.setdefault(tuple(sorted(kinds)), len(kind_ids))
+            ws, ks = groups.setdefault(len(word), ([], []))
+            ws.append(word)
+            ks.append(kid)
+        by_len: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for n, (ws, ks) in sorted(groups.items()):
+            h, cps = _word_hashes(ws, n)
+            order = np.argsort(h, kind="stable")
+            by_len[n] = (h[order], np.asarray(ks, dtype=np.int64)[order], cps[order])
         n_ids = max(len(kind_ids), 1)
         cols = np.zeros((n_ids, len(DENSE_NAMES)), np.float32)
         polar = np.zeros((n_ids, 2), bool)
@@ -364,12 +448,105 @@ class Lexicon:
                     polar[i, k] = True
                 else:
                     cols[i, k] += 1
-        return cls(automaton=auto, size=len(entries), kind_cols=cols, kind_polar=polar, kind_negator=negator)
+        return cls(size=len(entries), by_len=by_len, kind_cols=cols, kind_polar=polar, kind_negator=negator)
+
+    @classmethod
+    def load(cls, data_dir: Path, cache_dir: Path | None = None) -> Lexicon:
+        """Build the lexicon from the word lists, or read its compiled form from *cache_dir*
+        (``lexicon-<hash of LEXICON_FORMAT and the lexicon files>.npz``; written on first build)."""
+        if cache_dir is None:
+            return cls.build(data_dir)
+        h = hashlib.sha256(LEXICON_FORMAT.encode())
+        lex = data_dir / "lexicons"
+        for p in sorted(lex.rglob("*")) if lex.exists() else []:
+            if p.is_file():
+                h.update(str(p.relative_to(lex)).encode() + b"\0" + p.read_bytes())
+        path = cache_dir / f"lexicon-{h.hexdigest()[:16]}.npz"
+        if path.exists():
+            try:
+                return cls._read(path)
+            except (OSError, KeyError, ValueError):  # a damaged cache file: rebuild it
+                pass
+        lexicon = cls.build(data_dir)
+        lexicon._write(path)
+        return lexicon
+
+    def _write(self, path: Path) -> None:
+        arrays: dict[str, np.ndarray] = {
+            "size": np.array([self.size]),
+            "kind_cols": self.kind_cols,
+            "kind_polar": self.kind_polar,
+            "kind_negator": self.kind_negator,
+        }
+        for n, (hashes, kids, cps) in self.by_len.items():
+            arrays[f"h{n}"], arrays[f"k{n}"], arrays[f"w{n}"] = hashes, kids, cps
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
+        tmp.replace(path)
+
+    @classmethod
+    def _read(cls, path: Path) -> Lexicon:
+        with np.load(path, allow_pickle=False) as z:
+            lens = sorted(int(k[1:]) for k in z.files if k.startswith("h"))
+            return cls(
+                size=int(z["size"][0]),
+                by_len={n: (z[f"h{n}"], z[f"k{n}"], z[f"w{n}"]) for n in lens},
+                kind_cols=z["kind_cols"],
+                kind_polar=z["kind_polar"],
+                kind_negator=z["kind_negator"],
+            )
+
+    def match(self, joined: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(end index, length, kind-set id) of every lexicon word occurring in *joined*
+        (overlapping occurrences included), ordered by end index.
+
+        A vectorised walk of all start positions at once: step *k* extends the rolling hash of
+        every surviving position by one character, reports the positions whose k-gram is a word
+        (bitmap, then binary search in the sorted hashes, then an exact code-point check) and
+        keeps only those whose k-gram is a proper prefix of some word."""
+        cp = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+        length = cp.shape[0]
+        ends: list[np.ndarray] = []
+        lns: list[np.ndarray] = []
+        kids: list[np.ndarray] = []
+        pos = np.arange(length, dtype=np.int64)
+        h = cp.astype(np.uint64)
+        with np.errstate(over="ignore"):
+            for n in range(1, self._max_len + 1):
+                if n > 1:
+                    pos = pos[pos + (n - 1) < length]
+                    h = h[: pos.shape[0]] * _P1 + cp[pos + (n - 1)]
+                if not pos.size:
+                    break
+                bucket = _bucket(h, n)
+                entry = self.by_len.get(n)
+                if entry is not None:
+                    hit = np.flatnonzero(self._bitmap[bucket])
+                    if hit.size:
+                        hashes, kind, words = entry
+                        hc = h[hit]
+                        idx = np.minimum(np.searchsorted(hashes, hc), hashes.shape[0] - 1)
+                        ok = hashes[idx] == hc
+                        start, idx = pos[hit[ok]], idx[ok]
+                        if start.size:
+                            ok = (cp[start[:, None] + np.arange(n)] == words[idx]).all(axis=1)
+                            ends.append(start[ok] + (n - 1))
+                            lns.append(np.full(int(ok.sum()), n, dtype=np.int64))
+                            kids.append(kind[idx[ok]])
+                keep = self._prefix[bucket]
+                pos, h = pos[keep], h[keep]
+        if not ends:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        e, ln, k = np.concatenate(ends), np.concatenate(lns), np.concatenate(kids)
+        order = np.argsort(e, kind="stable")
+        return e[order], ln[order], k[order]
 
     def features(self, texts: Sequence[str]) -> np.ndarray:
         """Dense features for *texts* (already NFKC/lower-cased, emoticons still present).
 
-        Vectorised over the batch: one automaton pass and one emoticon scan over the joined
+        Vectorised over the batch: one lexicon match and one emoticon scan over the joined
         texts; per-document sums with numpy. A lexicon word counts as negated when a negator
         ends 0–3 characters before it starts (same document)."""
         n = len(texts)
@@ -382,10 +559,8 @@ class Lexicon:
         np.cumsum(lengths[:-1] + 1, out=starts[1:])
         joined = SEP.join(clean)
         if self.size > 0 and joined:
-            found = [(end, ln, kid) for end, (ln, kid) in self.automaton.iter(joined)]
-            if found:
-                m = np.array(found, dtype=np.int64)
-                ends, lns, kids = m[:, 0], m[:, 1], m[:, 2]
+            ends, lns, kids = self.match(joined)
+            if ends.size:
                 doc = np.searchsorted(starts, ends, side="right") - 1
                 np.add.at(out, doc, self.kind_cols[kids])
                 is_neg = self.kind_negator[kids]
@@ -452,9 +627,13 @@ class Featurizer:
     def n_dense(self) -> int:
         return len(DENSE_NAMES)
 
-    def transform(self, texts: Sequence[str]) -> tuple[sparse.csr_matrix, np.ndarray]:
+    def transform_coo(self, texts: Sequence[str]) -> tuple[NgramCounts, np.ndarray]:
+        """(n-gram counts, dense block) without scipy: the prediction path."""
         lower = [unicodedata.normalize("NFKC", t).lower() for t in texts]
         norm = [_normalize_lower(t) for t in lower]
-        counts = char_ngram_counts(norm, self.n_features, self.max_n)
-        dense = self.lexicon.features(lower)
-        return counts, dense
+        return char_ngram_coo(norm, self.n_features, self.max_n), self.lexicon.features(lower)
+
+    def transform(self, texts: Sequence[str]) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """(CSR count matrix, dense block): the training path."""
+        coo, dense = self.transform_coo(texts)
+        return coo.to_csr(), dense

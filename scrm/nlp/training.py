@@ -28,12 +28,13 @@ from .text import Featurizer, Lexicon, dedup_key
 
 log = logging.getLogger(__name__)
 
-CODE_VERSION = "2"
+CODE_VERSION = "3"
 N_FEATURES = 2**19
 MAX_N = 3
 TASK_MODELS = ("polarity", "polarity_review", "domain", "subjectivity", "emotion", "intent")
 WEAK_INTENT_WEIGHT = 0.0
-TRAIN_THREADS = 2
+# models trained at once (liblinear releases the GIL); SCRM_NLP_TRAIN_THREADS=1 on a shared machine
+TRAIN_THREADS = max(1, int(os.environ.get("SCRM_NLP_TRAIN_THREADS", "2")))
 INTENT_PER_CLASS = 1000  # generated messages per intent
 HANDWRITTEN_WEIGHT = 6.0  # weight of each hand-written intent training message
 _MODEL_SOURCES = ("text.py", "linear.py", "datasets.py", "intent_data.py", "training.py")
@@ -84,8 +85,9 @@ class Bundle:
         return cls(models=models, meta=meta)
 
 
-def make_featurizer(data_dir: Path) -> Featurizer:
-    return Featurizer(Lexicon.load(data_dir), n_features=N_FEATURES, max_n=MAX_N)
+def make_featurizer(data_dir: Path, cache_dir: Path | None = None) -> Featurizer:
+    """The shared featurizer; with *cache_dir* the compiled lexicon is cached there."""
+    return Featurizer(Lexicon.load(data_dir, cache_dir), n_features=N_FEATURES, max_n=MAX_N)
 
 
 def cache_key(data_dir: Path) -> str:

@@ -87,3 +87,58 @@ def test_mask_phone_never_leaks_middle_digits(phone: str, around: str) -> None:
     out = mask_phone(around + phone + around)
     assert phone not in out
     assert re.search(phone[:3] + r"\*{4}" + phone[-4:], out)
+
+
+def test_pattern_triggers_are_necessary_conditions() -> None:
+    """extract_entities only runs a pattern when its cheap trigger occurs: check on varied texts
+    that every match of a pattern implies its trigger (so the shortcut never drops an entity)."""
+    from scrm.nlp import entities as ent
+
+    samples = [
+        LOST,
+        "订单号：TB2024050112345678 ¥5999 明天下午3点半 13812345678",
+        "１２月３日 ￥５９９．５ MU５１３７ ３２C 座，rmb200，二百块，一千五百元，3w元",
+        "五一 双十一 双11 618 元旦 春节 国庆 中秋 上周五 本月 月底 下下周末 大后天 今晚 15号 3/8",
+        "晚上八点 21:30 12：05 下午两点一刻 凌晨3点多 9點",
+        "400-820-8820 010-12345678 0755 1234567 +86 138 1234 5678",
+        "没有数字的一句话，只有中文和标点！",
+    ]
+    digit_only = [ent._MOBILE_RE, ent._HOTLINE_RE, ent._ORDER_CTX_RE, ent._LONG_DIGITS_RE]
+    digit_only += [ent._LANDLINE_RE, ent._FLIGHT_RE, ent._SEAT_RE]
+    guarded = [(p, ent._HAS_DIGIT) for p in digit_only] + [
+        (ent._AMOUNT_RE, ent._AMOUNT_TRIGGER),
+        (ent._TIME_RE, ent._TIME_TRIGGER),
+        (ent._DATE_RE, ent._DATE_TRIGGER),
+    ]
+    for text in samples:
+        for pattern, trigger in guarded:
+            for m in pattern.finditer(text):
+                if m.group(0).strip():
+                    assert trigger.search(m.group(0)), (pattern.pattern[:30], m.group(0))
+
+
+@given(
+    st.text(alphabet="0123456789０１２点时:：元块¥月日号天晚午周期拜一十五秋节庆旦 rmbRMBX9 ", max_size=30)
+)
+def test_pattern_triggers_hold_on_random_text(text: str) -> None:
+    from scrm.nlp import entities as ent
+
+    for pattern, trigger in (
+        (ent._AMOUNT_RE, ent._AMOUNT_TRIGGER),
+        (ent._TIME_RE, ent._TIME_TRIGGER),
+        (ent._DATE_RE, ent._DATE_TRIGGER),
+        (ent._FLIGHT_RE, ent._HAS_DIGIT),
+        (ent._SEAT_RE, ent._HAS_DIGIT),
+        (ent._MOBILE_RE, ent._HAS_DIGIT),
+    ):
+        for m in pattern.finditer(text):
+            if m.group(0).strip():
+                assert trigger.search(m.group(0))
+
+
+def test_catalogue_shortcut_matches_the_character_map() -> None:
+    from scrm.nlp.entities import _CHAR_NORM, _norm_with_map
+
+    for text in ("启明Ｘ９ Pro 到了", "e\u0301clair ＮＯＴＥ　１２", "ﬁ ㍿ Ⅻ", LOST):
+        assert text.translate(_CHAR_NORM) == _norm_with_map(text)[0]
+    assert [e.value for e in extract_entities("我的启明 x９ 屏幕碎了", ["启明X9"])] == ["启明X9"]

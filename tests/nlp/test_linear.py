@@ -35,3 +35,44 @@ def test_nb_scaling_is_folded_into_idf() -> None:
     for model in (plain, nb):
         pred = np.array(model.classes)[model.proba(counts, dense).argmax(axis=1)]
         assert (pred == np.array(labels)).mean() > 0.95
+
+
+def test_fused_scoring_equals_per_model_proba() -> None:
+    from scrm.nlp.linear import FusedModels
+    from scrm.nlp.text import NgramCounts
+
+    counts, dense, labels, keys = _toy()
+    w = np.ones(len(labels))
+    models = {
+        "a": train_linear(counts, dense, labels, w, keys=keys, classes=["neg", "pos"], nb=True),
+        "b": train_linear(counts, dense, [f"c{i % 3}" for i in range(len(labels))], w, keys=keys),
+    }
+    coo = counts.tocoo()
+    order = np.lexsort((coo.col, coo.row))
+    fused = FusedModels(models).proba(
+        coo.row[order].astype(np.int64), coo.col[order].astype(np.int64), coo.data[order], dense
+    )
+    for name, model in models.items():
+        assert np.allclose(fused[name], model.proba(counts, dense), atol=1e-5)
+    empty = NgramCounts(3, counts.shape[1], *(np.zeros(0, dtype=np.int64),) * 2, np.zeros(0, np.float32))
+    out = FusedModels(models).proba(empty.rows, empty.cols, empty.counts, np.zeros((3, 2), np.float32))
+    assert np.allclose(out["a"].sum(axis=1), 1.0)
+
+
+def test_fused_scoring_shares_the_base_matrix() -> None:
+    from scrm.nlp.linear import FusedModels
+
+    counts, dense, labels, keys = _toy()
+    w = np.ones(len(labels))
+    a = train_linear(counts, dense, labels, w, keys=keys, classes=["neg", "pos"])
+    b = train_linear(counts, dense, [f"c{i % 3}" for i in range(len(labels))], w, keys=keys)
+    b2 = train_linear(counts, dense, [f"d{i % 4}" for i in range(len(labels))], w, keys=keys)
+    base = FusedModels({"a": a, "b": b})
+    ws = FusedModels({"a": a, "b": b2}, share=base)
+    assert ws.share is base and ws.names == ["b"]  # only the retrained model gets its own matrix
+    coo = counts.tocoo()
+    order = np.lexsort((coo.col, coo.row))
+    args = (coo.row[order].astype(np.int64), coo.col[order].astype(np.int64), coo.data[order], dense)
+    out = ws.proba(*args)
+    assert np.allclose(out["a"], a.proba(counts, dense), atol=1e-5)
+    assert np.allclose(out["b"], b2.proba(counts, dense), atol=1e-5)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scrm.nlp import service
@@ -178,3 +179,19 @@ def test_worse_model_is_not_activated(tmp_registry: ModelRegistry) -> None:
     assert tmp_registry.active_version(ws) == active
     versions = tmp_registry.versions(ws)
     assert len(versions) == 2 and versions[1]["activated"] is False
+
+
+def test_fused_fast_path_equals_per_model_proba(analyzer: Analyzer) -> None:
+    texts = ["房间很干净，前台服务热情", "", "@云程航空 MU5137 行李丢了[怒]", "哈哈哈 http://t.cn/abc"]
+    fast = analyzer._features(texts)
+    counts, dense = analyzer.featurizer.transform(texts)
+    for name in ("polarity", "polarity_review", "domain", "subjectivity", "emotion", "intent"):
+        assert np.allclose(fast[name], analyzer.models[name].proba(counts, dense), atol=1e-4), name
+
+
+def test_workspace_without_own_model_uses_the_default_analyzer(
+    tmp_registry: ModelRegistry, analyzer: Analyzer
+) -> None:
+    service._analyzers.pop("ws-without-model", None)
+    assert service.get_analyzer("ws-without-model") is service.get_analyzer()
+    service._analyzers.pop("ws-without-model", None)
