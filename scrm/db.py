@@ -186,3 +186,58 @@ def run_hooks(hooks: list[Callable[[], None]]) -> None:
             hook()
         except Exception:
             log.exception("after-commit hook failed")
+
+
+def tx_memo(session: Session) -> dict[Any, Any]:
+    """A dict that lives as long as the session's current (outermost) transaction.
+
+    For lookups repeated within one unit of work (the rule set's version, the SLA calendar...):
+    a new transaction, or a rollback, starts from an empty memo. Code that changes what a
+    memoized lookup reads must drop the entry (`tx_forget`).
+    """
+    txn = session.get_transaction()
+    memo = session.info.get("tx_memo")
+    if memo is None or memo[0] is not txn or txn is None:
+        memo = (txn, {})
+        if txn is not None:
+            session.info["tx_memo"] = memo
+    return memo[1]
+
+
+def tx_forget(session: Session, *keys: Any) -> None:
+    memo = session.info.get("tx_memo")
+    if memo is not None:
+        for key in keys:
+            memo[1].pop(key, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_memo_on_rollback(session: Session, previous_transaction: Any) -> None:
+    # Any rollback, a savepoint's too, may undo what a memoized lookup saw.
+    session.info.pop("tx_memo", None)
+
+
+# Memo entries (keys are tuples whose first item names the lookup) that a flush of a given
+# model invalidates: e.g. a flushed AutomationRule drops every ("ruleset", ...) entry.
+_MEMO_WATCH: dict[type, set[str]] = {}
+
+
+def memo_depends_on(name: str, *models: type) -> None:
+    for model in models:
+        _MEMO_WATCH.setdefault(model, set()).add(name)
+
+
+@event.listens_for(Session, "after_flush")
+def _drop_memo_on_flush(session: Session, flush_context: Any) -> None:
+    memo = session.info.get("tx_memo")
+    if not memo or not memo[1] or not _MEMO_WATCH:
+        return
+    names: set[str] = set()
+    for group in (session.new, session.dirty, session.deleted):
+        for obj in group:
+            hit = _MEMO_WATCH.get(type(obj))
+            if hit:
+                names |= hit
+    if names:
+        for key in [k for k in memo[1] if isinstance(k, tuple) and k and k[0] in names]:
+            del memo[1][key]

@@ -22,9 +22,10 @@ from scrm.conversation import service as conversation_service
 from scrm.inbound import codec
 from scrm.inbound import repository as inbound_repo
 from scrm.kit.time import utcnow
-from scrm.models import ChannelAccount, Contact, ContactIdentity, Conversation, Message
+from scrm.models import ChannelAccount, Contact, ContactIdentity, Conversation, Message, Workspace
 from scrm.worker.registry import job
 from scrm.worker.runner import JobContext
+from scrm.workspace import repository as workspace_repository
 from scrm.workspace import service as workspace
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ class PipelineContext:
     conversation_created: bool = False
     # Steps share what they learn here (e.g. triage results for the rules that follow).
     facts: dict[str, Any] = field(default_factory=dict)
+    # Held for the whole job: the session's identity map is weak, and the steps (triage, the
+    # SLA calendar) look the workspace up again; while it is held they do so without SQL.
+    workspace: Workspace | None = None
 
 
 Step = Callable[[PipelineContext], None]
@@ -102,6 +106,11 @@ def process_inbound(ctx: JobContext, payload: dict[str, Any]) -> None:
         return
     resolved = contact_service.resolve(session, ctx.workspace_id, event.sender)
     pctx = PipelineContext(
+        workspace=(
+            workspace_repository.workspace_by_id(session, ctx.workspace_id)
+            if event.kind in MESSAGE_KINDS
+            else None
+        ),
         session=session,
         settings=ctx.settings,
         workspace_id=ctx.workspace_id,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from scrm.automation import engine
 from scrm.automation.actions import ActionContext, ActionSkipped, run_action
 from scrm.conversation import service as conversation_service
+from scrm.db import memo_depends_on, tx_forget, tx_memo
 from scrm.errors import Conflict, Invalid, NotFound
 from scrm.governance.service import audit
 from scrm.kit.ids import new_id
@@ -140,6 +141,7 @@ def save_rule(
             session.flush()
     except IntegrityError:
         raise Conflict(f"a rule named {name!r} exists") from None
+    tx_forget(session, ("ruleset", workspace_id))
     audit(
         session,
         workspace_id,
@@ -155,6 +157,7 @@ def save_rule(
 def delete_rule(session: Session, workspace_id: int, rule_id: int, actor_id: int | None = None) -> None:
     row = get_rule(session, workspace_id, rule_id)
     session.delete(row)
+    tx_forget(session, ("ruleset", workspace_id))
     audit(
         session,
         workspace_id,
@@ -190,7 +193,22 @@ _CACHE: dict[int, tuple[tuple[Any, ...], engine.RuleSet]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+memo_depends_on("ruleset", AutomationRule)
+
+
 def ruleset(session: Session, workspace_id: int) -> engine.RuleSet:
+    """The enabled rules, compiled; read once per transaction (a pipeline job asks 2-3 times)."""
+    memo = tx_memo(session)
+    key = ("ruleset", workspace_id)
+    compiled: engine.RuleSet | None = memo.get(key)
+    if compiled is not None:
+        return compiled
+    compiled = _ruleset(session, workspace_id)
+    memo[key] = compiled
+    return compiled
+
+
+def _ruleset(session: Session, workspace_id: int) -> engine.RuleSet:
     version = tuple(
         session.execute(
             select(

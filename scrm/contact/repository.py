@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -18,6 +18,30 @@ def identity(session: Session, workspace_id: int, namespace: str, external_id: s
             ContactIdentity.external_id == external_id,
         )
     ).scalar_one_or_none()
+
+
+_IDENTITY_WITH_CONTACT = (
+    select(ContactIdentity, Contact)
+    .outerjoin(
+        Contact,
+        and_(Contact.workspace_id == ContactIdentity.workspace_id, Contact.id == ContactIdentity.contact_id),
+    )
+    .where(
+        ContactIdentity.workspace_id == bindparam("ws"),
+        ContactIdentity.namespace == bindparam("ns"),
+        ContactIdentity.external_id == bindparam("ext"),
+    )
+)
+
+
+def identity_with_contact(
+    session: Session, workspace_id: int, namespace: str, external_id: str
+) -> tuple[ContactIdentity, Contact | None] | None:
+    """The identity and its contact in one read (the inbound hot path needs both)."""
+    row = session.execute(
+        _IDENTITY_WITH_CONTACT, {"ws": workspace_id, "ns": namespace, "ext": external_id}
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
 
 
 def identities_of(session: Session, workspace_id: int, contact_id: int) -> Sequence[ContactIdentity]:
@@ -103,6 +127,38 @@ def order(session: Session, workspace_id: int, source: str, external_id: str) ->
             Order.workspace_id == workspace_id, Order.source == source, Order.external_id == external_id
         )
     ).scalar_one_or_none()
+
+
+def insert_identity_returning(
+    session: Session,
+    *,
+    workspace_id: int,
+    contact_id: int,
+    namespace: str,
+    external_id: str,
+    display_name: str | None,
+) -> ContactIdentity | None:
+    """Like insert_identity_if_absent, but hands back the new row (None if it existed)."""
+    from scrm.kit.ids import new_id
+    from scrm.kit.time import utcnow
+
+    ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        ins(ContactIdentity)
+        .values(
+            workspace_id=workspace_id,
+            id=new_id(),
+            contact_id=contact_id,
+            namespace=namespace,
+            external_id=external_id,
+            display_name=display_name,
+            subscribed=True,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing()
+        .returning(ContactIdentity)
+    )
+    return session.scalars(stmt).one_or_none()
 
 
 def insert_identity_if_absent(

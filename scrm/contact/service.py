@@ -45,9 +45,9 @@ def resolve(session: Session, workspace_id: int, sender: Sender) -> Resolved:
     Identities join people across channels: a WeChat unionid, a phone number the sender gave,
     or an imported Weibo uid / openid all lead to the same contact.
     """
-    ident = repository.identity(session, workspace_id, sender.namespace, sender.external_id)
-    if ident is not None:
-        contact = repository.get(session, workspace_id, ident.contact_id)
+    found = repository.identity_with_contact(session, workspace_id, sender.namespace, sender.external_id)
+    if found is not None:
+        ident, contact = found
         if contact is None:  # pragma: no cover - guarded by the foreign key
             raise NotFound("identity points at a missing contact")
         contact = _follow_merges(session, workspace_id, contact)
@@ -76,11 +76,20 @@ def resolve(session: Session, workspace_id: int, sender: Sender) -> Resolved:
         session.flush()
     else:
         contact = _follow_merges(session, workspace_id, contact)
-    _link(session, workspace_id, contact.id, sender.namespace, sender.external_id, sender.name)
+    linked = repository.insert_identity_returning(
+        session,
+        workspace_id=workspace_id,
+        contact_id=contact.id,
+        namespace=sender.namespace,
+        external_id=sender.external_id,
+        display_name=sender.name,
+    )
     if sender.unionid:
         _link(session, workspace_id, contact.id, "wechat_union", sender.unionid, None)
-    ident = repository.identity(session, workspace_id, sender.namespace, sender.external_id)
-    assert ident is not None
+    if linked is None:  # it existed already (another process was first): read the winner's
+        linked = repository.identity(session, workspace_id, sender.namespace, sender.external_id)
+    assert linked is not None
+    ident = linked
     if ident.contact_id != contact.id:  # lost a race to another process: use the winner's contact
         winner = repository.get(session, workspace_id, ident.contact_id)
         assert winner is not None

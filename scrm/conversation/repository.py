@@ -6,23 +6,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, and_, cast, func, or_, select, union
+from sqlalchemy import ColumnElement, Select, String, and_, bindparam, cast, func, or_, select, union
 from sqlalchemy.orm import Session, aliased
 
 from scrm.models import Contact, Conversation, ConversationActivity, Message
+
+_OPEN_THREAD = select(Conversation).where(
+    Conversation.workspace_id == bindparam("ws"),
+    Conversation.channel_account_id == bindparam("account"),
+    Conversation.contact_id == bindparam("contact"),
+    Conversation.thread_key == bindparam("thread"),
+    Conversation.status != "resolved",
+)
 
 
 def open_thread(
     session: Session, workspace_id: int, channel_account_id: int, contact_id: int, thread_key: str
 ) -> Conversation | None:
     return session.execute(
-        select(Conversation).where(
-            Conversation.workspace_id == workspace_id,
-            Conversation.channel_account_id == channel_account_id,
-            Conversation.contact_id == contact_id,
-            Conversation.thread_key == thread_key,
-            Conversation.status != "resolved",
-        )
+        _OPEN_THREAD,
+        {"ws": workspace_id, "account": channel_account_id, "contact": contact_id, "thread": thread_key},
     ).scalar_one_or_none()
 
 

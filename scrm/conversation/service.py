@@ -13,6 +13,7 @@ from scrm.channels.base import InboundEvent
 from scrm.conversation import repository
 from scrm.errors import Conflict, Invalid, NotFound
 from scrm.governance.service import audit
+from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
 from scrm.models import Contact, Conversation, ConversationActivity, Message
 from scrm.outbox import service as outbox
@@ -59,8 +60,11 @@ def append_inbound(
     reopened = False
     now = utcnow()
     if conv is None:
+        # The id is given here so that the conversation, its "created" activity and the message
+        # go out in one flush (one INSERT of the finished row, no INSERT-then-UPDATE).
         conv = Conversation(
             workspace_id=workspace_id,
+            id=new_id(),
             contact_id=contact.id,
             channel_account_id=channel_account_id,
             thread_key=event.thread_key,
@@ -74,7 +78,6 @@ def append_inbound(
             last_message_at=now,
         )
         session.add(conv)
-        session.flush()
         record_activity(session, conv, "created", channel_account_id=str(channel_account_id))
     elif conv.status == "pending":
         conv.status = "open"

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from scrm import events
 from scrm.conversation import service as conversation_service
 from scrm.conversation.repository import InboxFilter
+from scrm.db import memo_depends_on, tx_forget, tx_memo
 from scrm.errors import Invalid, NotFound
 from scrm.kit.ids import new_id
 from scrm.kit.time import as_utc, utcnow
@@ -63,21 +64,38 @@ def _policy_targets(p: SlaPolicy) -> Targets:
     )
 
 
+memo_depends_on("sla_policies", SlaPolicy)
+memo_depends_on("sla_calendar", SlaCalendar, Workspace)
+
+
+def _policies(session: Session, workspace_id: int) -> list[tuple[int | None, str | None, Targets]]:
+    """The workspace's policies as (team, priority, targets), read once per transaction."""
+    memo = tx_memo(session)
+    key = ("sla_policies", workspace_id)
+    out: list[tuple[int | None, str | None, Targets]] | None = memo.get(key)
+    if out is None:
+        out = [
+            (p.team_id, p.priority, _policy_targets(p))
+            for p in session.execute(select(SlaPolicy).where(SlaPolicy.workspace_id == workspace_id))
+            .scalars()
+            .all()
+        ]
+        memo[key] = out
+    return out
+
+
 def targets_for(session: Session, workspace_id: int, team_id: int | None, priority: str) -> Targets:
     """Most specific policy: team+priority, team, priority, workspace; else the default."""
-    policies = (
-        session.execute(select(SlaPolicy).where(SlaPolicy.workspace_id == workspace_id)).scalars().all()
-    )
-    best: tuple[int, SlaPolicy] | None = None
-    for p in policies:
-        if p.team_id is not None and p.team_id != team_id:
+    best: tuple[int, Targets] | None = None
+    for p_team, p_priority, targets in _policies(session, workspace_id):
+        if p_team is not None and p_team != team_id:
             continue
-        if p.priority is not None and p.priority != priority:
+        if p_priority is not None and p_priority != priority:
             continue
-        score = (2 if p.team_id is not None else 0) + (1 if p.priority is not None else 0)
+        score = (2 if p_team is not None else 0) + (1 if p_priority is not None else 0)
         if best is None or score > best[0]:
-            best = (score, p)
-    return _policy_targets(best[1]) if best else DEFAULT_TARGETS
+            best = (score, targets)
+    return best[1] if best else DEFAULT_TARGETS
 
 
 def validate_policy(data: dict[str, Any]) -> None:
@@ -129,6 +147,7 @@ def upsert_policy(session: Session, workspace_id: int, name: str, data: dict[str
     if row.escalation is None:
         row.escalation = []
     session.flush()
+    tx_forget(session, ("sla_policies", workspace_id))
     return row
 
 
@@ -141,6 +160,7 @@ def delete_policy(session: Session, workspace_id: int, policy_id: int) -> None:
     if row is None:
         raise NotFound("no such policy")
     session.delete(row)
+    tx_forget(session, ("sla_policies", workspace_id))
 
 
 def set_calendar(
@@ -166,6 +186,7 @@ def set_calendar(
     row.timezone, row.hours, row.cn_holidays = timezone, hours, cn_holidays
     session.flush()
     _CAL_CACHE.clear()
+    _forget_calendars(session)
     return row
 
 
@@ -178,8 +199,24 @@ def list_calendars(session: Session, workspace_id: int) -> list[SlaCalendar]:
 _CAL_CACHE: dict[tuple[int, str, str], BusinessCalendar] = {}
 
 
+def _forget_calendars(session: Session) -> None:
+    memo = tx_memo(session)
+    for key in [k for k in memo if isinstance(k, tuple) and k[0] == "sla_calendar"]:
+        del memo[key]
+
+
 def calendar_for(session: Session, workspace_id: int, team_id: int | None) -> BusinessCalendar:
-    """The team's business hours, else the workspace's, else round the clock."""
+    """The team's business hours, else the workspace's, else round the clock (read once per
+    transaction and team: the pipeline's SLA step and rules both ask)."""
+    memo = tx_memo(session)
+    key = ("sla_calendar", workspace_id, team_id)
+    cal: BusinessCalendar | None = memo.get(key)
+    if cal is None:
+        cal = memo[key] = _calendar_for(session, workspace_id, team_id)
+    return cal
+
+
+def _calendar_for(session: Session, workspace_id: int, team_id: int | None) -> BusinessCalendar:
     rows = {
         r.team_key: r
         for r in session.execute(
@@ -247,6 +284,7 @@ def _start(
     due = cal.add(now, seconds)
     timer = SlaTimer(
         workspace_id=conv.workspace_id,
+        id=new_id(),  # known now: the timers started together go out in one flush
         conversation_id=conv.id,
         policy_id=targets.policy_id,
         metric=metric,
@@ -258,7 +296,6 @@ def _start(
         target_seconds=seconds,
     )
     session.add(timer)
-    session.flush()
     _schedule(session, timer)
     return timer
 
@@ -281,7 +318,8 @@ def on_inbound(
     now = now or utcnow()
     if conv.status == "resolved":
         return
-    timers = _timers(session, conv)
+    # A conversation created by this very message has no clocks yet.
+    timers = [] if created else _timers(session, conv)
     targets = targets_for(session, conv.workspace_id, conv.team_id, conv.priority)
     cal = calendar_for(session, conv.workspace_id, conv.team_id)
     if created or not timers:
@@ -293,7 +331,7 @@ def on_inbound(
         if conv.status == "pending":  # answered by self-service already: the clocks wait with it
             sync(session, conv, now=now)
         return
-    sync(session, conv, now=now)
+    _sync(session, conv, timers, now)
     if conv.first_response_at is None or not targets.next_response:
         return
     waiting = [t for t in timers if t.metric == "next_response" and t.status in ("running", "paused")]
@@ -311,7 +349,10 @@ def on_inbound(
 def sync(session: Session, conv: Conversation, *, now: dt.datetime | None = None) -> None:
     """Bring the conversation's timers in line with its state (met, paused, resumed)."""
     now = now or utcnow()
-    timers = _timers(session, conv)
+    _sync(session, conv, _timers(session, conv), now)
+
+
+def _sync(session: Session, conv: Conversation, timers: list[SlaTimer], now: dt.datetime) -> None:
     if not timers:
         return
     cal: BusinessCalendar | None = None

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -100,29 +100,37 @@ def claim(session: Session, *, worker_id: str, limit: int, lease_seconds: float)
     if not keys:
         return []
     lease = now + dt.timedelta(seconds=lease_seconds)
-    claimed: list[Job] = []
-    for ws, jid in keys:
-        row = session.execute(
+    # One UPDATE ... RETURNING per chunk rather than one per job; rows come back in any order.
+    by_key: dict[tuple[int, int], Job] = {}
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        rows = session.execute(
             update(Job)
-            .where(Job.workspace_id == ws, Job.id == jid)
+            .where(tuple_(Job.workspace_id, Job.id).in_(chunk))
             .values(status="running", worker_id=worker_id, lease_until=lease, attempts=Job.attempts + 1)
             .returning(Job)
-        ).scalar_one()
-        claimed.append(row)
-    return claimed
+            .execution_options(synchronize_session=False)
+        ).scalars()
+        by_key.update(((row.workspace_id, row.id), row) for row in rows)
+    return [by_key[k] for k in keys if k in by_key]
+
+
+_MARK_DONE = (
+    update(Job)
+    .where(
+        Job.workspace_id == bindparam("ws"),
+        Job.id == bindparam("jid"),
+        Job.worker_id == bindparam("worker"),
+        Job.status == "running",
+    )
+    .values(status="done", finished_at=bindparam("now"), lease_until=None, last_error=None)
+)
 
 
 def mark_done(session: Session, job: Job, worker_id: str) -> bool:
     """False if the lease was lost (another worker took the job over)."""
     result = session.execute(
-        update(Job)
-        .where(
-            Job.workspace_id == job.workspace_id,
-            Job.id == job.id,
-            Job.worker_id == worker_id,
-            Job.status == "running",
-        )
-        .values(status="done", finished_at=utcnow(), lease_until=None, last_error=None)
+        _MARK_DONE, {"ws": job.workspace_id, "jid": job.id, "worker": worker_id, "now": utcnow()}
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

@@ -147,6 +147,7 @@ class Worker:
             log.warning("job claim failed; database unavailable?", exc_info=True)
             time.sleep(1.0)
             return 0
+        by_key = {(j.workspace_id, j.id): j for j in jobs}
         keys = [(ws, jid) for ws, jid, *_ in claimed]
         with self._running_lock:
             self._running.update(keys)
@@ -156,7 +157,7 @@ class Worker:
                 if self._stop.is_set():
                     self._release(keys[i:])
                     break
-                self._run_one(ws, jid)
+                self._run_one(ws, jid, by_key.get((ws, jid)))
                 with self._running_lock:
                     self._running.discard((ws, jid))
                 done += 1
@@ -197,21 +198,26 @@ class Worker:
         with self.db.transaction(background=True) as session:
             repository.release(session, self.worker_id, keys)
 
-    def _run_one(self, workspace_id: int, job_id: int) -> None:
+    def _run_one(self, workspace_id: int, job_id: int, claimed: Job | None = None) -> None:
         token = job_id_var.set(str(job_id))
         try:
-            self._run_one_inner(workspace_id, job_id)
+            self._run_one_inner(workspace_id, job_id, claimed)
         finally:
             job_id_var.reset(token)
 
-    def _run_one_inner(self, workspace_id: int, job_id: int) -> None:
+    def _run_one_inner(self, workspace_id: int, job_id: int, claimed: Job | None = None) -> None:
         started = time.perf_counter()
         kind_name = "?"
         try:
             with self.db.transaction(background=True) as session:
-                job = session.execute(
-                    select(Job).where(Job.workspace_id == workspace_id, Job.id == job_id)
-                ).scalar_one()
+                if claimed is not None:
+                    # The row as the claim's UPDATE ... RETURNING left it, without reading it
+                    # again: if the lease was lost meanwhile, mark_done says so and all rolls back.
+                    job = session.merge(claimed, load=False)
+                else:
+                    job = session.execute(
+                        select(Job).where(Job.workspace_id == workspace_id, Job.id == job_id)
+                    ).scalar_one()
                 kind_name = job.kind
                 spec = get_kind(job.kind)
                 if spec is None:
