@@ -138,7 +138,7 @@ def insert_identity_returning(
     external_id: str,
     display_name: str | None,
 ) -> ContactIdentity | None:
-    """Like insert_identity_if_absent, but hands back the new row (None if it existed)."""
+    """Insert the identity unless it exists; hands back the new row (None if it existed)."""
     from scrm.kit.ids import new_id
     from scrm.kit.time import utcnow
 
@@ -170,27 +170,19 @@ def insert_identity_if_absent(
     external_id: str,
     display_name: str | None,
 ) -> bool:
-    from scrm.kit.ids import new_id
-    from scrm.kit.time import utcnow
-
-    ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = (
-        ins(ContactIdentity)
-        .values(
+    # RETURNING, not rowcount: an ORM-enabled INSERT reports rowcount -1 on psycopg 3, which
+    # made every repeat look new on PostgreSQL.
+    return (
+        insert_identity_returning(
+            session,
             workspace_id=workspace_id,
-            id=new_id(),
             contact_id=contact_id,
             namespace=namespace,
             external_id=external_id,
             display_name=display_name,
-            subscribed=True,
-            created_at=utcnow(),
         )
-        .on_conflict_do_nothing()
+        is not None
     )
-    # RETURNING, not rowcount: an ORM-enabled INSERT reports rowcount -1 on psycopg 3, which
-    # made every repeat look new on PostgreSQL.
-    return session.execute(stmt.returning(ContactIdentity.id)).scalar_one_or_none() is not None
 
 
 def conversations_of(
