@@ -323,13 +323,22 @@ def on_inbound(
     targets = targets_for(session, conv.workspace_id, conv.team_id, conv.priority)
     cal = calendar_for(session, conv.workspace_id, conv.team_id)
     if created or not timers:
-        _start(
-            session, conv, "first_response", targets.first_response, targets.warn_before, cal, targets, now
-        )
+        started = [
+            _start(
+                session,
+                conv,
+                "first_response",
+                targets.first_response,
+                targets.warn_before,
+                cal,
+                targets,
+                now,
+            )
+        ]
         if targets.resolution:
-            _start(session, conv, "resolution", targets.resolution, 0, cal, targets, now)
+            started.append(_start(session, conv, "resolution", targets.resolution, 0, cal, targets, now))
         if conv.status == "pending":  # answered by self-service already: the clocks wait with it
-            sync(session, conv, now=now)
+            _sync(session, conv, started, now)
         return
     _sync(session, conv, timers, now)
     if conv.first_response_at is None or not targets.next_response:
