@@ -131,7 +131,8 @@ def run(
     def _count(*_args: Any) -> None:
         statements[0] += 1
 
-    wall, decide, cpu, per_decision, outcomes = [], [], [], [], {"assigned": 0, "queued": 0}
+    wall, decide, cpu, decide_cpu, per_decision = [], [], [], [], []
+    outcomes = {"assigned": 0, "queued": 0}
     for cid in conv_ids:
         with db.transaction() as s:
             conv = s.get(Conversation, (ws_id, cid))
@@ -142,6 +143,7 @@ def run(
             got = assignment.assign(s, conv, contact=contact)
             s.flush()
             decide.append((time.perf_counter() - t0) * 1000)
+            decide_cpu.append((time.process_time() - c0) * 1000)
             per_decision.append(statements[0] - before)
         wall.append((time.perf_counter() - t0) * 1000)
         cpu.append((time.process_time() - c0) * 1000)
@@ -171,6 +173,7 @@ def run(
         "wall_max": max(wall),
         "cpu_p50": statistics.median(cpu),
         "cpu_p99": pct(cpu, 99),
+        "decide_cpu_p50": statistics.median(decide_cpu),
         "statements_mean": statistics.mean(per_decision),
         "statements_max": max(per_decision),
     }
@@ -217,7 +220,8 @@ def main() -> None:
             f"p99 {r['decide_p99']:.2f} ms\n"
             f"  including commit: p50 {r['wall_p50']:.2f} ms, p99 {r['wall_p99']:.2f} ms, "
             f"max {r['wall_max']:.2f} ms\n"
-            f"  CPU per decision: p50 {r['cpu_p50']:.2f} ms, p99 {r['cpu_p99']:.2f} ms\n"
+            f"  CPU per decision: p50 {r['decide_cpu_p50']:.2f} ms before the commit; "
+            f"with it p50 {r['cpu_p50']:.2f} ms, p99 {r['cpu_p99']:.2f} ms\n"
             f"  SQL statements per decision: mean {r['statements_mean']:.1f}, max {r['statements_max']}\n"
             f"  load average after: {os.getloadavg()[0]:.1f} (target p99 <= 5 ms)"
         )

@@ -4,10 +4,10 @@ Each subscriber gets a bounded queue; a slow browser drops updates (it re-syncs 
 one) rather than holding memory.
 
 On SQLite everything runs in one process: events are published to local subscribers after
-the commit. On PostgreSQL the event is written with ``pg_notify`` inside the transaction that
-produced it (PostgreSQL delivers it only on COMMIT), and every API process runs a
-:class:`Listener` that relays notifications to its own subscribers, so an event committed by
-a worker process reaches browsers connected to any API process.
+the commit. On PostgreSQL the transaction's events are written with one ``pg_notify``
+statement just before its COMMIT (PostgreSQL delivers them only once it commits), and every
+API process runs a :class:`Listener` that relays notifications to its own subscribers, so an
+event committed by a worker process reaches browsers connected to any API process.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import event as sa_event
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 log = logging.getLogger(__name__)
 CHANNEL = "scrm_live"
@@ -78,10 +79,53 @@ def slim(data: dict[str, Any]) -> dict[str, Any]:
     return {k: data[k] for k in FORWARDED_KEYS if k in data}
 
 
+_PENDING = "scrm_live_pending"
+_NOTIFY_ALL = text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p")
+
+
 def notify(session: Session, workspace_id: int, event: str, data: dict[str, Any]) -> None:
-    """PostgreSQL: queue the event for every process's listener; sent when the transaction commits."""
+    """PostgreSQL: queue the event for every process's listener.
+
+    Nothing is sent now: the transaction's events go out in one statement just before it
+    commits (see `_send_pending`), and not at all if it rolls back. An event emitted inside a
+    savepoint that rolls back is dropped with it."""
     payload = json.dumps({"w": workspace_id, "e": event, "d": slim(data)}, separators=(",", ":"))
-    session.execute(select(func.pg_notify(CHANNEL, payload)))
+    root = session.get_transaction()
+    entry = session.info.get(_PENDING)
+    if entry is None or entry[0] is not root:
+        pending: list[tuple[SessionTransaction | None, str]] = []
+        entry = session.info[_PENDING] = (root, pending)
+    entry[1].append((session.get_nested_transaction() or root, payload))
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _send_pending(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint is released: its events wait for the real commit
+    entry = session.info.pop(_PENDING, None)
+    if entry is None or entry[0] is not session.get_transaction() or not entry[1]:
+        return
+    payloads = [payload for _txn, payload in entry[1]]
+    session.connection().execute(_NOTIFY_ALL, {"channel": CHANNEL, "payloads": payloads})
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, previous_transaction: SessionTransaction) -> None:
+    entry = session.info.get(_PENDING)
+    if entry is None:
+        return
+    if previous_transaction is entry[0] or not previous_transaction.nested:
+        session.info.pop(_PENDING, None)
+        return
+
+    def inside(txn: SessionTransaction | None) -> bool:
+        while txn is not None:
+            if txn is previous_transaction:
+                return True
+            txn = txn.parent
+        return False
+
+    entry[1][:] = [(txn, payload) for txn, payload in entry[1] if not inside(txn)]
 
 
 class Listener:

@@ -25,18 +25,34 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from time import monotonic as _monotonic
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, func, literal, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Insert,
+    Select,
+    bindparam,
+    case,
+    event,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session, SessionTransaction, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import BindParameter
 
 from scrm import events
-from scrm.conversation import service as conversation_service
+from scrm.conversation import repository as conversation_repository
+from scrm.db import after_commit
 from scrm.errors import Invalid, NotFound
+from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
-from scrm.models import Contact, Conversation, Member, Team, TeamDesk, TeamMember
+from scrm.models import Contact, Conversation, ConversationActivity, Member, Team, TeamDesk, TeamMember
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +60,7 @@ STRATEGIES = ("round_robin", "least_load")
 VIP_TIERS = frozenset({"vip", "gold", "platinum", "diamond", "金卡", "白金卡", "钻石卡"})
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):  # a tuple: one is built per online agent in every decision
     member_id: int
     capacity: int
     skills: frozenset[str]
@@ -89,7 +104,6 @@ _TEAMS = (
         TeamDesk.auto_assign,
         TeamDesk.sticky,
         TeamDesk.vip_to_senior,
-        TeamDesk.last_member_id,
     )
     .outerjoin(TeamDesk, (TeamDesk.workspace_id == Team.workspace_id) & (TeamDesk.team_id == Team.id))
     .where(Team.workspace_id == _WS)
@@ -120,23 +134,67 @@ _STICKY = (
 )
 
 
+# The round-robin cursor of the answering team, read fresh in the decision's own query (the
+# pool's other settings come from a short-lived cache, see pool_of).
+_CURSOR_OF = (
+    select(TeamDesk.last_member_id)
+    .where(TeamDesk.workspace_id == _WS, TeamDesk.team_id == bindparam("team"))
+    .scalar_subquery()
+)
+_IN_POOL = Member.id.in_(
+    select(TeamMember.member_id).where(
+        TeamMember.workspace_id == _WS, TeamMember.team_id.in_(bindparam("teams", expanding=True))
+    )
+)
+
+
+def _pick_stmt(sticky: bool, vip: bool, lock: str) -> Select[Any]:
+    """Round robin's first pick in SQL, loads not counted: the fan's last agent (sticky), else a
+    senior for a VIP fan, else the next member after the cursor, wrapping around. One row.
+    `lock` (PostgreSQL): "wait" or "skip" locks the picked member's row in the same statement."""
+    order: list[Any] = []
+    if sticky:
+        order.append(case((Member.id == _STICKY, 0), else_=1))
+    if vip:
+        order.append(case((Member.is_senior.is_(True), 0), else_=1))
+    order += [case((Member.id > func.coalesce(_CURSOR_OF, -1), 0), else_=1), Member.id]
+    stmt = (
+        select(Member.id, Member.is_senior, _STICKY if sticky else literal(None))
+        .where(
+            Member.workspace_id == _WS,
+            Member.is_active.is_(True),
+            Member.availability == "online",
+            Member.capacity > 0,
+            _IN_POOL,
+        )
+        .order_by(*order)
+        .limit(1)
+    )
+    if lock:
+        stmt = stmt.with_for_update(of=Member, skip_locked=lock == "skip")
+    return stmt
+
+
+_PICK = {
+    (sticky, vip, lock): _pick_stmt(sticky, vip, lock)
+    for sticky in (False, True)
+    for vip in (False, True)
+    for lock in ("", "wait", "skip")
+}
+
+
 def _candidates_stmt(with_skills: bool, with_load: bool = True) -> Select[Any]:
     # Skills (a JSON list per member) are only fetched and parsed when the decision needs them;
     # loads (one index range count per member) only when the ordering needs them.
     load = _LOAD if with_load else literal(0)
-    cols: list[Any] = [Member.id, Member.capacity, Member.is_senior, load, _STICKY]
+    cols: list[Any] = [Member.id, Member.capacity, Member.is_senior, load, _STICKY, _CURSOR_OF]
     return (
         select(*cols, *([Member.skills] if with_skills else []))
         .where(
             Member.workspace_id == _WS,
             Member.is_active.is_(True),
             Member.availability == "online",
-            Member.id.in_(
-                select(TeamMember.member_id).where(
-                    TeamMember.workspace_id == _WS,
-                    TeamMember.team_id.in_(bindparam("teams", expanding=True)),
-                )
-            ),
+            _IN_POOL,
         )
         .order_by(Member.id)
     )
@@ -182,6 +240,36 @@ _TAKE = (
     )
     .values(assignee_id=_MEMBER, updated_at=_NOW)
 )
+
+
+def _take_recorded_stmt(move_cursor: bool) -> Insert:
+    """PostgreSQL: the take, its timeline row and (round robin) the cursor move in one statement
+    (data-modifying CTEs); a row is inserted only if the conversation was taken."""
+    take = _TAKE.returning(Conversation.workspace_id, Conversation.id).cte("take")
+    stmt = insert(ConversationActivity).from_select(
+        ["workspace_id", "conversation_id", "kind", "data", "id", "created_at"],
+        select(
+            take.c.workspace_id,
+            take.c.id,
+            literal("assigned"),
+            bindparam("data", type_=JSON),
+            bindparam("activity", type_=BigInteger),
+            _NOW,
+        ),
+        include_defaults=False,
+    )
+    if move_cursor:
+        cursor = (
+            update(TeamDesk)
+            .where(TeamDesk.workspace_id == _WS, TeamDesk.team_id == bindparam("team"), exists(take.select()))
+            .values(last_member_id=_MEMBER, updated_at=_NOW)
+        )
+        stmt = stmt.add_cte(cursor.cte("cursor"))
+    return stmt.returning(ConversationActivity.id)
+
+
+_TAKE_RECORDED = {move: _take_recorded_stmt(move) for move in (False, True)}
+
 _ANYONE_WITH_ROOM = (
     select(Member.id)
     .where(
@@ -211,7 +299,6 @@ class DeskSettings:
     auto_assign: bool = True
     sticky: bool = True
     vip_to_senior: bool = True
-    last_member_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -236,21 +323,70 @@ def get_or_create_desk(session: Session, workspace_id: int, team_id: int) -> Tea
     return row
 
 
+# The teams of a workspace with their desk settings, per process for a few seconds: every
+# decision needs them and they change rarely. A change made in this process is seen at once
+# (the cache entry is dropped on flush and again after the commit); other processes see it
+# within POOL_CACHE_SECONDS. The round-robin cursor is not cached (read by the decision).
+POOL_CACHE_SECONDS = 2.0
+_TeamsView = tuple[dict[int, tuple[str, int | None]], dict[int, DeskSettings]]
+_POOLS: dict[int, tuple[float, _TeamsView]] = {}
+
+
+def _teams_view(session: Session, workspace_id: int) -> _TeamsView:
+    now = _monotonic()
+    hit = _POOLS.get(workspace_id)
+    if hit is not None and now - hit[0] < POOL_CACHE_SECONDS:
+        return hit[1]
+    teams: dict[int, tuple[str, int | None]] = {}
+    desks: dict[int, DeskSettings] = {}
+    for tid, kind, parent, desk_id, strategy, auto, sticky, vip in session.connection().execute(
+        _TEAMS, {"ws": workspace_id}
+    ):
+        teams[int(tid)] = (kind, parent)
+        if desk_id is not None:
+            desks[int(tid)] = DeskSettings(int(desk_id), strategy, bool(auto), bool(sticky), bool(vip))
+    if session.info.get("scrm_teams_changed") is None:  # never cache what this unit is changing
+        if len(_POOLS) > 10_000:
+            _POOLS.clear()
+        _POOLS[workspace_id] = (now, (teams, desks))
+    return teams, desks
+
+
+@event.listens_for(Session, "after_flush")
+def _teams_changed(session: Session, _flush_context: Any) -> None:
+    changed = {
+        obj.workspace_id
+        for group in (session.new, session.dirty, session.deleted)
+        for obj in group
+        if isinstance(obj, Team | TeamDesk)
+    }
+    if not changed:
+        return
+    session.info.setdefault("scrm_teams_changed", set()).update(changed)
+    for ws in changed:
+        _POOLS.pop(ws, None)
+
+    def forget() -> None:
+        for ws in changed:
+            _POOLS.pop(ws, None)
+
+    after_commit(session, forget)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _teams_unit_over(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop("scrm_teams_changed", None)
+
+
 def pool_of(session: Session, workspace_id: int, team_id: int | None) -> Pool:
-    """Who answers a conversation routed to `team_id`, and under which desk settings (one query).
+    """Who answers a conversation routed to `team_id`, and under which desk settings.
 
     A service team answers its own conversations. A department's or partner's conversation is
     answered by its parent service team, else by every service team of the workspace; the
     settings are the answering team's, but the department's own desk may hold its
     conversations back from auto-assignment (auto_assign off)."""
-    teams: dict[int, tuple[str, int | None]] = {}
-    desks: dict[int, DeskSettings] = {}
-    for tid, kind, parent, desk_id, strategy, auto, sticky, vip, last in session.connection().execute(
-        _TEAMS, {"ws": workspace_id}
-    ):
-        teams[int(tid)] = (kind, parent)
-        if desk_id is not None:
-            desks[int(tid)] = DeskSettings(int(desk_id), strategy, bool(auto), bool(sticky), bool(vip), last)
+    teams, desks = _teams_view(session, workspace_id)
     kind, parent = teams.get(team_id, ("", None)) if team_id is not None else ("", None)
     if kind == "service" and team_id is not None:
         ids = [team_id]
@@ -277,21 +413,28 @@ def candidates(
     conv_id: int = 0,
     with_skills: bool = True,
     with_load: bool = True,
-) -> tuple[list[Candidate], int | None]:
-    """Online, active members of the teams with their current open load, and the agent who last
-    served the contact on another conversation (one query; columns only). Without
-    `with_skills` the candidates' skills are left empty (not fetched); without `with_load`
-    every load reads 0 (not counted)."""
+) -> tuple[list[Candidate], int | None, int | None]:
+    """Online, active members of the teams with their current open load, the agent who last
+    served the contact on another conversation, and the round-robin cursor of the first team
+    (one query; columns only). Without `with_skills` the candidates' skills are left empty (not
+    fetched); without `with_load` every load reads 0 (not counted)."""
     if not team_ids:
-        return [], None
-    params = {"ws": workspace_id, "teams": list(team_ids), "contact": contact_id, "conv": conv_id}
+        return [], None, None
+    params = {
+        "ws": workspace_id,
+        "teams": list(team_ids),
+        "team": team_ids[0],
+        "contact": contact_id,
+        "conv": conv_id,
+    }
     pool: list[Candidate] = []
-    sticky: int | None = None
-    for row in session.connection().execute(_CANDIDATES[with_skills, with_load], params).all():
-        skills = frozenset(row[5] or []) if with_skills else frozenset()
-        pool.append(Candidate(int(row[0]), int(row[1]), skills, bool(row[2]), int(row[3])))
-        sticky = int(row[4]) if row[4] is not None else None
-    return pool, sticky
+    sticky = cursor = None
+    none: frozenset[str] = frozenset()
+    for row in session.connection().execute(_CANDIDATES[with_skills, with_load], params):
+        skills = frozenset(row[6] or ()) if with_skills else none
+        pool.append(Candidate(row[0], row[1], skills, bool(row[2]), row[3]))
+        sticky, cursor = row[4], row[5]
+    return pool, sticky, cursor
 
 
 def _contact_is_vip(session: Session, workspace_id: int, contact_id: int) -> bool:
@@ -302,13 +445,39 @@ def _contact_is_vip(session: Session, workspace_id: int, contact_id: int) -> boo
     return row is not None and vip_fields(row[0], row[1])
 
 
-def _member_locks(session: Session) -> set[int]:
-    """The members whose rows this transaction has locked (or updated)."""
+def _member_locks(session: Session) -> dict[int, SessionTransaction]:
+    """The members whose rows this transaction has locked (or updated), each with the
+    (sub)transaction that took the lock: rolling back a savepoint releases the locks taken in
+    it (see _locks_released)."""
     txn = session.get_transaction()
     entry = session.info.get("scrm_member_locks")
-    held: set[int] = entry[1] if entry is not None and entry[0] is txn else set()
+    held: dict[int, SessionTransaction] = entry[1] if entry is not None and entry[0] is txn else {}
     session.info["scrm_member_locks"] = (txn, held)
     return held
+
+
+def _hold(session: Session, member_id: int) -> None:
+    txn = session.get_nested_transaction() or session.get_transaction()
+    if txn is not None:
+        _member_locks(session).setdefault(member_id, txn)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _locks_released(session: Session, previous: SessionTransaction) -> None:
+    entry = session.info.get("scrm_member_locks")
+    if entry is None or not previous.nested:
+        return
+
+    def inside(txn: SessionTransaction | None) -> bool:
+        while txn is not None:
+            if txn is previous:
+                return True
+            txn = txn.parent
+        return False
+
+    for member, txn in list(entry[1].items()):
+        if inside(txn):
+            del entry[1][member]
 
 
 def _lock_member(session: Session, workspace_id: int, member_id: int) -> bool:
@@ -316,41 +485,68 @@ def _lock_member(session: Session, workspace_id: int, member_id: int) -> bool:
     holds no other member lock, so member locks never form a cycle; otherwise a member locked
     by someone else is skipped (False)."""
     held = _member_locks(session)
-    stmt = _LOCK_MEMBER_OR_SKIP if held - {member_id} else _LOCK_MEMBER
+    if member_id in held:
+        return True
+    stmt = _LOCK_MEMBER_OR_SKIP if held else _LOCK_MEMBER
     if session.connection().execute(stmt, {"ws": workspace_id, "member": member_id}).first() is None:
         return False
-    held.add(member_id)
+    _hold(session, member_id)
     return True
 
 
-def _take(session: Session, conv: Conversation, member_id: int) -> bool:
-    """Lock the member (PostgreSQL), then take the conversation if they still have room."""
+def _take(
+    session: Session, conv: Conversation, pool: Pool, settings: DeskSettings, member_id: int, reason: str
+) -> bool:
+    """Lock the member (PostgreSQL), then take the conversation if they still have room; record
+    it (timeline, round-robin cursor, event). False if the take was refused."""
     conn = session.connection()
     ws = conv.workspace_id
+    postgres = conn.dialect.name == "postgresql"
     # PostgreSQL: serialise takers per member; the count in _TAKE then runs after the lock is
     # granted. (SQLite: this write transaction began IMMEDIATE and holds the one write lock.)
-    if conn.dialect.name == "postgresql" and not _lock_member(session, ws, member_id):
+    if postgres and not _lock_member(session, ws, member_id):
         return False
     now = utcnow()
-    result = conn.execute(_TAKE, {"ws": ws, "conv": conv.id, "member": member_id, "now": now})
-    if result.rowcount != 1:
-        return False
+    params: dict[str, Any] = {"ws": ws, "conv": conv.id, "member": member_id, "now": now}
+    move = settings.strategy == "round_robin" and reason == "round_robin"
+    if postgres:  # one round trip: take, timeline row and cursor together
+        in_statement = move and settings.id is not None
+        params["team"] = pool.team_ids[0]
+        params["data"] = _activity_data(member_id, reason)
+        params["activity"] = new_id()
+        if conn.execute(_TAKE_RECORDED[in_statement], params).first() is None:
+            return False
+    else:
+        in_statement = False
+        if conn.execute(_TAKE, params).rowcount != 1:
+            return False
     # The row was written by Core: tell the ORM object, without marking it dirty or reloading.
     set_committed_value(conv, "assignee_id", member_id)
     set_committed_value(conv, "updated_at", now)
+    if move:
+        _move_cursor(session, ws, pool.team_ids[0], settings, member_id, now, written=in_statement)
+    _assigned(session, conv, member_id, reason, recorded=postgres)
     return True
 
 
 def _move_cursor(
-    session: Session, workspace_id: int, team_id: int, settings: DeskSettings, member_id: int
+    session: Session,
+    workspace_id: int,
+    team_id: int,
+    settings: DeskSettings,
+    member_id: int,
+    now: dt.datetime,
+    *,
+    written: bool = False,
 ) -> None:
-    """Round-robin: remember who got the last conversation of the team."""
+    """Round-robin: remember who got the last conversation of the team (`written`: the take's
+    statement already did)."""
     if settings.id is None:
         get_or_create_desk(session, workspace_id, team_id).last_member_id = member_id
         return
-    now = utcnow()
-    params = {"ws": workspace_id, "team": team_id, "member": member_id, "now": now}
-    session.connection().execute(_CURSOR, params)
+    if not written:
+        params = {"ws": workspace_id, "team": team_id, "member": member_id, "now": now}
+        session.connection().execute(_CURSOR, params)
     loaded = session.identity_map.get(session.identity_key(TeamDesk, (workspace_id, settings.id)))
     if loaded is not None:
         set_committed_value(loaded, "last_member_id", member_id)
@@ -434,9 +630,15 @@ def _assign(
     guess = settings.strategy == "round_robin" and _monotonic() - _BUSY_POOLS.get(busy_key, -1e9) > (
         BUSY_POOL_SECONDS
     )
+    if guess and not skills and not exclude and (contact is not None or not settings.vip_to_senior):
+        # The common case (a new conversation from the pipeline): the pick is one SQL row.
+        taken = _pick_and_take(session, conv, pool, settings, contact)
+        if taken is not None:
+            return taken[0] if taken[1] else None
+        guess = False  # the pick was full or went away: count loads
     order: list[tuple[Candidate, str]] = []
     for with_load in (False, True) if guess else (True,):
-        found, last_agent = candidates(
+        found, last_agent, cursor = candidates(
             session,
             ws,
             pool.team_ids,
@@ -453,39 +655,90 @@ def _assign(
         order = order_candidates(
             found,
             strategy=settings.strategy,
-            last_member_id=settings.last_member_id,
+            last_member_id=cursor,
             skills=frozenset(skills),
             vip=vip,
             vip_to_senior=settings.vip_to_senior,
             sticky_id=last_agent if settings.sticky else None,
         )
         for cand, reason in order if with_load else order[:1]:
-            if not _take(session, conv, cand.member_id):
-                assignee, status = (
-                    session.connection().execute(_CONV_STATE, {"ws": ws, "conv": conv.id}).one()
-                )
-                if assignee is not None or status == "resolved":
-                    # somebody else assigned (or closed) it meanwhile
-                    set_committed_value(conv, "assignee_id", assignee)
-                    return int(assignee) if assignee is not None else None
+            if not _take(session, conv, pool, settings, cand.member_id, reason):
+                if _taken_elsewhere(session, conv):
+                    return conv.assignee_id
                 continue  # this member filled up or went away meanwhile: try the next one
-            if settings.strategy == "round_robin" and reason == "round_robin":
-                _move_cursor(session, ws, pool.team_ids[0], settings, cand.member_id)
-            _assigned(session, conv, cand.member_id, reason)
             return cand.member_id
         if not with_load and order:
-            if len(_BUSY_POOLS) > 10_000:
-                _BUSY_POOLS.clear()
-            _BUSY_POOLS[busy_key] = _monotonic()
+            _busy(busy_key)
     if full is not None and not skills and not exclude and not order:
         full.add(key)
     return None
 
 
-def _assigned(session: Session, conv: Conversation, member_id: int | None, reason: str) -> None:
-    conversation_service.record_activity(
-        session, conv, "assigned", None, assignee_id=str(member_id) if member_id else None, reason=reason
-    )
+def _pick_and_take(
+    session: Session, conv: Conversation, pool: Pool, settings: DeskSettings, contact: Contact | None
+) -> tuple[int | None, bool] | None:
+    """Round robin's first pick (SQL, no loads counted; on PostgreSQL the pick also locks the
+    member), then the conditional take. Returns (member, True) when assigned, (assignee or
+    None, False) when the conversation was taken or closed meanwhile or nobody is online, and
+    None when the pick was refused (full, or gone): then the caller counts loads."""
+    ws = conv.workspace_id
+    vip = settings.vip_to_senior and contact is not None and is_vip(contact)
+    lock = ""
+    if session.get_bind().dialect.name == "postgresql":
+        lock = "skip" if _member_locks(session) else "wait"
+    params = {
+        "ws": ws,
+        "teams": pool.team_ids,
+        "team": pool.team_ids[0],
+        "contact": conv.contact_id,
+        "conv": conv.id,
+    }
+    row = session.connection().execute(_PICK[settings.sticky, vip, lock], params).first()
+    if row is None:
+        # Nobody online. (PostgreSQL: or every member locked by others, or changed while this
+        # waited: let the caller look again.)
+        return None if lock else (None, False)
+    member, senior, sticky_id = row
+    if lock:
+        _hold(session, member)
+    reason = "sticky" if member == sticky_id else "vip_senior" if vip and senior else "round_robin"
+    if not _take(session, conv, pool, settings, member, reason):
+        if _taken_elsewhere(session, conv):
+            return conv.assignee_id, False
+        _busy((ws, tuple(pool.team_ids)))
+        return None
+    return member, True
+
+
+def _taken_elsewhere(session: Session, conv: Conversation) -> bool:
+    """After a refused take: was the conversation assigned (or closed) by someone else?"""
+    params = {"ws": conv.workspace_id, "conv": conv.id}
+    assignee, status = session.connection().execute(_CONV_STATE, params).one()
+    if assignee is None and status != "resolved":
+        return False
+    set_committed_value(conv, "assignee_id", assignee)
+    return True
+
+
+def _busy(busy_key: tuple[int, tuple[int, ...]]) -> None:
+    if len(_BUSY_POOLS) > 10_000:
+        _BUSY_POOLS.clear()
+    _BUSY_POOLS[busy_key] = _monotonic()
+
+
+def _activity_data(member_id: int | None, reason: str) -> dict[str, Any]:
+    return {"assignee_id": str(member_id) if member_id else None, "reason": reason}
+
+
+def _assigned(
+    session: Session, conv: Conversation, member_id: int | None, reason: str, *, recorded: bool = False
+) -> None:
+    """The timeline row (unless `recorded` by the take's statement) and the event."""
+    if not recorded:
+        # Everything earlier in the unit of work was flushed before the decision (timeline order).
+        conversation_repository.insert_activity(
+            session, conv.workspace_id, conv.id, "assigned", _activity_data(member_id, reason)
+        )
     events.emit(
         session,
         conv.workspace_id,
@@ -582,7 +835,7 @@ def set_availability(session: Session, workspace_id: int, member_id: int, availa
         raise NotFound("no such member")
     member.availability = availability
     session.flush()
-    _member_locks(session).add(member_id)  # the UPDATE holds the row until the commit
+    _hold(session, member_id)  # the UPDATE holds the row until the commit
     if availability == "online":
         return drain_queue(session, workspace_id)
     return reassign_from_member(session, workspace_id, member_id)

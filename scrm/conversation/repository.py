@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, and_, bindparam, cast, func, or_, select, union
+from sqlalchemy import ColumnElement, Select, String, and_, bindparam, cast, func, insert, or_, select, union
 from sqlalchemy.orm import Session, aliased
 
 from scrm.models import Contact, Conversation, ConversationActivity, Message
@@ -118,6 +118,22 @@ def last_inbound(session: Session, workspace_id: int, conversation_id: int) -> M
         .order_by(Message.id.desc())
         .limit(1)
     ).scalar_one_or_none()
+
+
+_INSERT_ACTIVITY = insert(ConversationActivity)
+
+
+def insert_activity(
+    session: Session, workspace_id: int, conversation_id: int, kind: str, data: dict[str, Any]
+) -> None:
+    """A system timeline row, written at once as one Core INSERT (no ORM object to flush).
+
+    For hot paths (assignment): the caller must have flushed earlier timeline rows first, so
+    that ids (time-ordered) keep the timeline in order."""
+    session.connection().execute(
+        _INSERT_ACTIVITY,
+        {"workspace_id": workspace_id, "conversation_id": conversation_id, "kind": kind, "data": data},
+    )
 
 
 def activities(session: Session, workspace_id: int, conversation_id: int) -> Sequence[ConversationActivity]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from typing import Any
 
@@ -84,6 +83,52 @@ def test_concurrent_workers_never_exceed_capacity(db, workspace) -> None:  # typ
             s.execute(select(Conversation.assignee_id, func.count()).group_by(Conversation.assignee_id)).all()
         )
     assert loads[a] == 3 and loads[b] == 2 and loads[None] == 15
+
+
+def test_the_pipelines_decision_is_one_pick_and_one_take(db, workspace, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With the contact at hand (as the pipeline has it), round robin picks in one query (locking
+    the member on PostgreSQL) and takes; PostgreSQL writes the timeline row and the cursor in the
+    take's statement. Every part still lands: assignee, timeline row, cursor."""
+    from sqlalchemy import event
+
+    from scrm.models import TeamDesk
+
+    monkeypatch.setattr(assignment, "POOL_CACHE_SECONDS", 3600.0)  # however slow this machine is
+    ids = sorted([agent(db, workspace, f"p{i}") for i in range(3)])
+    assert assign(db, workspace, open_conversation(db, workspace, "warm-up")) == ids[0]  # desk row made
+    assert assign(db, workspace, open_conversation(db, workspace, "again")) == ids[1]  # teams cached
+    conv_id = open_conversation(db, workspace, "fan")
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    with db.transaction() as s:
+        conv = s.get(Conversation, (workspace.id, conv_id))
+        assert conv is not None
+        contact = s.get(Contact, (workspace.id, conv.contact_id))
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            got = assignment.assign(s, conv, contact=contact)
+            s.flush()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+    assert got == ids[2]
+    postgres = db.engine.dialect.name == "postgresql"
+    # SQLite: pick, take, cursor, timeline row (all in-process, under the one write lock)
+    assert len(statements) == (2 if postgres else 4), statements
+    assert owner(db, workspace, conv_id) == ids[2]
+    with db.transaction(readonly=True) as s:
+        rows = s.execute(
+            select(ConversationActivity.data).where(
+                ConversationActivity.conversation_id == conv_id, ConversationActivity.kind == "assigned"
+            )
+        ).all()
+        assert [r.data for r in rows] == [{"assignee_id": str(ids[2]), "reason": "round_robin"}]
+        cursor = s.execute(
+            select(TeamDesk.last_member_id).where(TeamDesk.team_id == workspace.team_ids["service"])
+        ).scalar_one()
+        assert cursor == ids[2]
 
 
 def test_round_robin_and_least_load(db, workspace) -> None:  # type: ignore[no-untyped-def]
@@ -194,12 +239,12 @@ def stale_candidates(monkeypatch, before_take=None, *, seed: int | None = None) 
     lock = threading.Lock()
 
     def seen(session: Any, *args: Any, **kwargs: Any) -> Any:
-        pool, sticky = real(session, *args, **kwargs)
+        pool, sticky, cursor = real(session, *args, **kwargs)
         if before_take is not None:
             before_take(session, pool)
         with lock:
             loads = [rnd.randrange(c.capacity) if seed is not None else 0 for c in pool]
-        return [dataclasses.replace(c, load=n) for c, n in zip(pool, loads, strict=True)], sticky
+        return [c._replace(load=n) for c, n in zip(pool, loads, strict=True)], sticky, cursor
 
     monkeypatch.setattr(assignment, "candidates", seen)
 
@@ -335,3 +380,18 @@ def test_round_robin_skips_a_full_pick_then_counts_loads_while_busy(db, workspac
             ).all()
         )
     assert loads == {full: 1, free: 1, None: 1}
+
+
+def test_a_rolled_back_savepoint_forgets_the_member_locks_taken_in_it(db, workspace) -> None:  # type: ignore[no-untyped-def]
+    kept, undone = sorted(agent(db, workspace, name) for name in ("kept", "undone"))
+    with db.transaction() as s:
+        assignment.set_availability(s, workspace.id, kept, "online")  # locks `kept` (its UPDATE)
+        try:
+            with s.begin_nested():
+                assignment.set_availability(s, workspace.id, undone, "online")
+                assert set(assignment._member_locks(s)) == {kept, undone}
+                raise RuntimeError("a rule failed")
+        except RuntimeError:
+            pass
+        # the savepoint's row lock is gone with it: the next take must lock `undone` again
+        assert set(assignment._member_locks(s)) == {kept}
