@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from scrm.errors import Invalid
+
 from . import datasets, intent_data
 from .datasets import EMOTIONS, Labeled
 from .linear import LinearTextModel, train_linear
@@ -33,8 +35,7 @@ N_FEATURES = 2**19
 MAX_N = 3
 TASK_MODELS = ("polarity", "polarity_review", "domain", "subjectivity", "emotion", "intent")
 WEAK_INTENT_WEIGHT = 0.0
-# models trained at once (liblinear releases the GIL); SCRM_NLP_TRAIN_THREADS=1 on a shared machine
-TRAIN_THREADS = max(1, int(os.environ.get("SCRM_NLP_TRAIN_THREADS", "2")))
+DEFAULT_TRAIN_THREADS = 2
 INTENT_PER_CLASS = 1000  # generated messages per intent
 HANDWRITTEN_WEIGHT = 6.0  # weight of each hand-written intent training message
 _MODEL_SOURCES = ("text.py", "linear.py", "datasets.py", "intent_data.py", "training.py")
@@ -157,13 +158,24 @@ def fit_task(
     return model
 
 
+def train_threads() -> int:
+    """Models trained at once (liblinear releases the GIL): SCRM_NLP_TRAIN_THREADS, default 2;
+    1 on a shared machine."""
+    raw = os.environ.get("SCRM_NLP_TRAIN_THREADS", "").strip()
+    if not raw:
+        return DEFAULT_TRAIN_THREADS
+    if not raw.isdigit() or not 1 <= int(raw) <= 64:
+        raise Invalid(f"SCRM_NLP_TRAIN_THREADS must be a whole number from 1 to 64, not {raw[:40]!r}")
+    return int(raw)
+
+
 def train_bundle(data_dir: Path, sets: dict[str, Labeled] | None = None) -> Bundle:
     featurizer = make_featurizer(data_dir)
     sets = sets or base_training_sets(data_dir)
     # liblinear releases the GIL, so two threads train two models at once (CI has 2 cores);
     # the largest sets go first.
     order = sorted(sets, key=lambda k: -len(sets[k]))
-    with ThreadPoolExecutor(max_workers=TRAIN_THREADS) as pool:
+    with ThreadPoolExecutor(max_workers=train_threads()) as pool:
         futures = {
             name: pool.submit(fit_task, featurizer, name, sets[name], FIXED_CLASSES.get(name))
             for name in order

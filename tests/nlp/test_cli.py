@@ -141,3 +141,30 @@ def test_workspace_without_provider_is_a_clear_error(tmp_path: Path) -> None:
     assert res.exit_code != 0 and "provider" in res.output
     res = runner.invoke(app, ["train", "--workspace", "acme"])
     assert res.exit_code != 0 and "provider" in res.output
+
+
+def test_a_bad_training_thread_count_is_a_clear_error_not_a_traceback(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    from scrm.errors import Invalid
+    from scrm.nlp import training
+
+    for bad in ("two", "0", "-1", "1.5", "999"):
+        monkeypatch.setenv("SCRM_NLP_TRAIN_THREADS", bad)
+        with pytest.raises(Invalid, match="SCRM_NLP_TRAIN_THREADS must be a whole number"):
+            training.train_threads()
+    monkeypatch.setenv("SCRM_NLP_TRAIN_THREADS", " 3 ")
+    assert training.train_threads() == 3
+    monkeypatch.delenv("SCRM_NLP_TRAIN_THREADS")
+    assert training.train_threads() == training.DEFAULT_TRAIN_THREADS
+    # the setting is read when training starts, not at import: a bad value no longer breaks
+    # every command that imports the NLP package
+    env = {**os.environ, "SCRM_NLP_TRAIN_THREADS": "two"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import scrm.nlp.training, scrm.cli"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
