@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -311,32 +311,48 @@ def _vip(contact: Contact) -> bool:
 
 
 # -- firing --------------------------------------------------------------------------------------
+_FIRING_FIELDS = ("workspace_id", "id", "rule_id", "trigger_key", "event", "conversation_id", "created_at")
+_CLAIM_FIRING = {
+    dialect: ins(RuleFiring)
+    .values({**{name: bindparam(name) for name in _FIRING_FIELDS}, "status": "fired", "actions": []})
+    .on_conflict_do_nothing()
+    .returning(RuleFiring.id)
+    for dialect, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_FIRING_DONE = (
+    update(RuleFiring)
+    .where(RuleFiring.workspace_id == bindparam("ws"), RuleFiring.id == bindparam("firing"))
+    .values(status=bindparam("new_status"), actions=bindparam("done"), error=bindparam("why"))
+)
+
+
+def _firing_done(
+    session: Session, workspace_id: int, firing_id: int, status: str, actions: list[Any], error: str | None
+) -> None:
+    params = {"ws": workspace_id, "firing": firing_id, "new_status": status, "done": actions, "why": error}
+    session.connection().execute(_FIRING_DONE, params)
+
+
 def _claim_firing(session: Session, trig: Trigger, rule: engine.RuleSpec) -> int | None:
     """Insert the audit row first: a retried job never fires a rule twice for one trigger."""
-    values = {
+    params = {
         "workspace_id": trig.workspace_id,
         "id": new_id(),
         "rule_id": rule.id,
         "trigger_key": trig.key[:200],
         "event": trig.event,
         "conversation_id": trig.conversation.id if trig.conversation else None,
-        "status": "fired",
-        "actions": [],
         "created_at": utcnow(),
     }
-    ins = (
-        pg_insert(RuleFiring)
-        if session.get_bind().dialect.name == "postgresql"
-        else sqlite_insert(RuleFiring)
-    )
-    return session.execute(
-        ins.values(**values).on_conflict_do_nothing().returning(RuleFiring.id)
-    ).scalar_one_or_none()
+    stmt = _CLAIM_FIRING[session.get_bind().dialect.name]
+    firing_id: int | None = session.execute(stmt, params).scalar_one_or_none()  # autoflush: FKs
+    return firing_id
 
 
-def run(session: Session, trig: Trigger) -> list[RuleFiring]:
-    """Evaluate the workspace's rules for a trigger and apply the actions of those that fire.
-    A failing rule is logged, recorded for admins and skipped; the others still run."""
+def run(session: Session, trig: Trigger) -> list[int]:
+    """Evaluate the workspace's rules for a trigger and apply the actions of those that fire;
+    returns the firings' ids. A failing rule is logged, recorded for admins and skipped; the
+    others still run."""
     if trig.depth > MAX_DEPTH:
         log.warning("rule chain deeper than %s stopped (%s)", MAX_DEPTH, trig.key)
         if trig.conversation is not None:
@@ -348,13 +364,11 @@ def run(session: Session, trig: Trigger) -> list[RuleFiring]:
     if not rs.by_event.get(trig.event):
         return []
     fired = rs.evaluate(subject_for(session, trig))
-    out: list[RuleFiring] = []
+    out: list[int] = []
     for spec in fired:
         firing_id = _claim_firing(session, trig, spec)
         if firing_id is None:
             continue  # already fired for this trigger
-        firing = session.get(RuleFiring, (trig.workspace_id, firing_id))
-        assert firing is not None
         actx = ActionContext(
             session=session,
             workspace_id=trig.workspace_id,
@@ -379,19 +393,33 @@ def run(session: Session, trig: Trigger) -> list[RuleFiring]:
                         results.append({"type": action["type"], "skipped": str(skip)})
         except Exception as exc:
             log.exception("rule %s failed", spec.name)
-            firing.status = "failed"
-            firing.error = f"{type(exc).__name__}: {exc}"[:2000]
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            done = {
+                "ws": trig.workspace_id,
+                "firing": firing_id,
+                "new_status": "failed",
+                "done": [],
+                "why": error,
+            }
+            session.connection().execute(_FIRING_DONE, done)
             rule = session.get(AutomationRule, (trig.workspace_id, spec.id))
             if rule is not None:
                 rule.failure_count += 1
-                rule.last_error = firing.error
+                rule.last_error = error
                 rule.last_error_at = utcnow()
             if trig.conversation is not None:
                 conversation_service.record_activity(
-                    session, trig.conversation, "rule_failed", None, rule=spec.name, error=firing.error[:300]
+                    session, trig.conversation, "rule_failed", None, rule=spec.name, error=error[:300]
                 )
         else:
-            firing.actions = results
+            done = {
+                "ws": trig.workspace_id,
+                "firing": firing_id,
+                "new_status": "fired",
+                "done": results,
+                "why": None,
+            }
+            session.connection().execute(_FIRING_DONE, done)
             if trig.conversation is not None:
                 conversation_service.record_activity(
                     session,
@@ -402,7 +430,7 @@ def run(session: Session, trig: Trigger) -> list[RuleFiring]:
                     rule_id=str(spec.id),
                     actions=[r["type"] for r in results],
                 )
-        out.append(firing)
+        out.append(firing_id)
     return out
 
 
