@@ -15,16 +15,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from scrm import metrics
 from scrm.config import Settings
-from scrm.kit.ids import new_id
 from scrm.kit.time import as_utc, utcnow
-from scrm.models import ChannelAccount, ChannelRateLimit
+from scrm.models import ChannelAccount
+from scrm.outbox import repository
 from scrm.worker.registry import RetryLater
 
 
@@ -39,30 +36,11 @@ def limits_for(account: ChannelAccount, settings: Settings) -> tuple[float, floa
 def take(session: Session, workspace_id: int, channel_account_id: int, rate: float, burst: float) -> float:
     """Take one token: 0.0 if taken, else the seconds until one will be there."""
     now = utcnow()
-    key = (ChannelRateLimit.workspace_id == workspace_id) & (
-        ChannelRateLimit.channel_account_id == channel_account_id
-    )
-    lock = select(ChannelRateLimit).where(key)
-    if session.get_bind().dialect.name == "postgresql":
-        lock = lock.with_for_update()
-    bucket = session.execute(lock).scalar_one_or_none()
+    bucket = repository.rate_bucket_for_update(session, workspace_id, channel_account_id)
     if bucket is None:
-        ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        session.execute(
-            ins(ChannelRateLimit)
-            .values(
-                workspace_id=workspace_id,
-                id=new_id(),
-                channel_account_id=channel_account_id,
-                rate_per_second=rate,
-                burst=burst,
-                tokens=burst,
-                updated_at=now,
-                created_at=now,
-            )
-            .on_conflict_do_nothing()
-        )
-        bucket = session.execute(lock).scalar_one()
+        repository.insert_rate_bucket_if_absent(session, workspace_id, channel_account_id, rate, burst, now)
+        bucket = repository.rate_bucket_for_update(session, workspace_id, channel_account_id)
+        assert bucket is not None
     elapsed = max(0.0, (now - as_utc(bucket.updated_at)).total_seconds())
     tokens = min(burst, bucket.tokens + elapsed * rate)
     bucket.rate_per_second = rate

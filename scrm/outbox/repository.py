@@ -3,9 +3,12 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from scrm.models import Conversation, OutboxMessage
+from scrm.kit.ids import new_id
+from scrm.models import ChannelRateLimit, Conversation, OutboxMessage
 
 
 def by_key(session: Session, workspace_id: int, key: str) -> OutboxMessage | None:
@@ -48,4 +51,38 @@ def delivered_since(
     ).all()
     return sum(
         1 for outbox_id, payload in rows if outbox_id != exclude_id and payload.get("msg_type") != "template"
+    )
+
+
+def rate_bucket_for_update(
+    session: Session, workspace_id: int, channel_account_id: int
+) -> ChannelRateLimit | None:
+    """The account's send-quota bucket, locked until the end of the transaction on PostgreSQL."""
+    stmt = select(ChannelRateLimit).where(
+        ChannelRateLimit.workspace_id == workspace_id,
+        ChannelRateLimit.channel_account_id == channel_account_id,
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def insert_rate_bucket_if_absent(
+    session: Session, workspace_id: int, channel_account_id: int, rate: float, burst: float, now: dt.datetime
+) -> None:
+    """A full bucket for the account, unless another worker just created it."""
+    ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        ins(ChannelRateLimit)
+        .values(
+            workspace_id=workspace_id,
+            id=new_id(),
+            channel_account_id=channel_account_id,
+            rate_per_second=rate,
+            burst=burst,
+            tokens=burst,
+            updated_at=now,
+            created_at=now,
+        )
+        .on_conflict_do_nothing()
     )
