@@ -16,6 +16,8 @@ cannot deadlock.
 Conversations of a department or partner team (whose people work the *task*, see
 scrm.casework) are answered by the front desk: the team's parent service team, or else every
 service team of the workspace.
+
+The decision's SQL lives in scrm.conversation.assignment_repository.
 """
 
 from __future__ import annotations
@@ -25,47 +27,28 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from time import monotonic as _monotonic
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Insert,
-    Select,
-    bindparam,
-    case,
     event,
-    exists,
-    func,
-    insert,
-    literal,
-    select,
-    update,
 )
-from sqlalchemy.orm import Session, SessionTransaction, aliased
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.sql.elements import BindParameter
 
 from scrm import events
+from scrm.conversation import assignment_repository as repo
 from scrm.conversation import repository as conversation_repository
+from scrm.conversation.assignment_repository import Candidate
 from scrm.db import after_commit
 from scrm.errors import Invalid, NotFound
 from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
-from scrm.models import Contact, Conversation, ConversationActivity, Member, Team, TeamDesk, TeamMember
+from scrm.models import Contact, Conversation, Member, Team, TeamDesk
 
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("round_robin", "least_load")
 VIP_TIERS = frozenset({"vip", "gold", "platinum", "diamond", "金卡", "白金卡", "钻石卡"})
-
-
-class Candidate(NamedTuple):  # a tuple: one is built per online agent in every decision
-    member_id: int
-    capacity: int
-    skills: frozenset[str]
-    is_senior: bool
-    load: int
 
 
 def is_vip(contact: Contact | None) -> bool:
@@ -83,211 +66,10 @@ def vip_fields(attributes: dict[str, Any] | None, tags: list[str] | None) -> boo
     return tier in VIP_TIERS or any(str(t).lower() == "vip" for t in tags or [])
 
 
-# -- queries -------------------------------------------------------------------------------------
-# A decision runs for every new conversation, so its statements are built once (bound
-# parameters, memoised compilation) and run as Core statements on the session's connection:
-# columns only, no ORM objects. Round trips per decision: teams with their desks, candidates
-# with their load and the fan's last agent, [PostgreSQL: the member lock], the conditional
-# take, then the timeline row, a job per listener of conversation.assigned and, for
-# round-robin, the desk cursor.
-_WS: BindParameter[int] = bindparam("ws")
-_MEMBER: BindParameter[int] = bindparam("member")
-_NOW: BindParameter[dt.datetime] = bindparam("now")
-
-_TEAMS = (
-    select(
-        Team.id,
-        Team.kind,
-        Team.parent_id,
-        TeamDesk.id,
-        TeamDesk.strategy,
-        TeamDesk.auto_assign,
-        TeamDesk.sticky,
-        TeamDesk.vip_to_senior,
-    )
-    .outerjoin(TeamDesk, (TeamDesk.workspace_id == Team.workspace_id) & (TeamDesk.team_id == Team.id))
-    .where(Team.workspace_id == _WS)
-)
-
-_Load = aliased(Conversation, name="load_conv")
-_Last = aliased(Conversation, name="last_conv")
-# Open conversations of each member: one index range per member (ix_conversation_assignee).
-_LOAD = (
-    select(func.count())
-    .select_from(_Load)
-    .where(_Load.workspace_id == _WS, _Load.assignee_id == Member.id, _Load.status == "open")
-    .correlate(Member)
-    .scalar_subquery()
-)
-# The agent who last served the fan on another conversation (uncorrelated: computed once).
-_STICKY = (
-    select(_Last.assignee_id)
-    .where(
-        _Last.workspace_id == _WS,
-        _Last.contact_id == bindparam("contact"),
-        _Last.id != bindparam("conv"),
-        _Last.assignee_id.is_not(None),
-    )
-    .order_by(_Last.last_message_at.desc())
-    .limit(1)
-    .scalar_subquery()
-)
-
-
-# The round-robin cursor of the answering team, read fresh in the decision's own query (the
-# pool's other settings come from a short-lived cache, see pool_of).
-_CURSOR_OF = (
-    select(TeamDesk.last_member_id)
-    .where(TeamDesk.workspace_id == _WS, TeamDesk.team_id == bindparam("team"))
-    .scalar_subquery()
-)
-_IN_POOL = Member.id.in_(
-    select(TeamMember.member_id).where(
-        TeamMember.workspace_id == _WS, TeamMember.team_id.in_(bindparam("teams", expanding=True))
-    )
-)
-
-
-def _pick_stmt(sticky: bool, vip: bool, lock: str) -> Select[Any]:
-    """Round robin's first pick in SQL, loads not counted: the fan's last agent (sticky), else a
-    senior for a VIP fan, else the next member after the cursor, wrapping around. One row.
-    `lock` (PostgreSQL): "wait" or "skip" locks the picked member's row in the same statement."""
-    order: list[Any] = []
-    if sticky:
-        order.append(case((Member.id == _STICKY, 0), else_=1))
-    if vip:
-        order.append(case((Member.is_senior.is_(True), 0), else_=1))
-    order += [case((Member.id > func.coalesce(_CURSOR_OF, -1), 0), else_=1), Member.id]
-    stmt = (
-        select(Member.id, Member.is_senior, _STICKY if sticky else literal(None))
-        .where(
-            Member.workspace_id == _WS,
-            Member.is_active.is_(True),
-            Member.availability == "online",
-            Member.capacity > 0,
-            _IN_POOL,
-        )
-        .order_by(*order)
-        .limit(1)
-    )
-    if lock:
-        stmt = stmt.with_for_update(of=Member, skip_locked=lock == "skip")
-    return stmt
-
-
-_PICK = {
-    (sticky, vip, lock): _pick_stmt(sticky, vip, lock)
-    for sticky in (False, True)
-    for vip in (False, True)
-    for lock in ("", "wait", "skip")
-}
-
-
-def _candidates_stmt(with_skills: bool, with_load: bool = True) -> Select[Any]:
-    # Skills (a JSON list per member) are only fetched and parsed when the decision needs them;
-    # loads (one index range count per member) only when the ordering needs them.
-    load = _LOAD if with_load else literal(0)
-    cols: list[Any] = [Member.id, Member.capacity, Member.is_senior, load, _STICKY, _CURSOR_OF]
-    return (
-        select(*cols, *([Member.skills] if with_skills else []))
-        .where(
-            Member.workspace_id == _WS,
-            Member.is_active.is_(True),
-            Member.availability == "online",
-            _IN_POOL,
-        )
-        .order_by(Member.id)
-    )
-
-
-_CANDIDATES = {(sk, ld): _candidates_stmt(sk, ld) for sk in (False, True) for ld in (False, True)}
 # Pools recently found with their first round-robin pick full: (workspace, team ids) -> when.
 # While a pool is busy, decisions read every member's load first instead of guessing.
 _BUSY_POOLS: dict[tuple[int, tuple[int, ...]], float] = {}
 BUSY_POOL_SECONDS = 5.0
-_CONTACT_VIP = select(Contact.attributes, Contact.tags).where(
-    Contact.workspace_id == _WS, Contact.id == bindparam("contact")
-)
-_MEMBER_ROW = select(Member.id).where(Member.workspace_id == _WS, Member.id == _MEMBER)
-_LOCK_MEMBER = _MEMBER_ROW.with_for_update()
-# While this transaction already holds a member lock, it never waits for another one (it skips
-# a member someone else is assigning to): two transactions each holding one member and waiting
-# for the other's would deadlock.
-_LOCK_MEMBER_OR_SKIP = _MEMBER_ROW.with_for_update(skip_locked=True)
-_Count = aliased(Conversation, name="count_conv")
-# Take the conversation only while it is unassigned and the member, online, is under capacity.
-# The count runs inside this statement: on SQLite under the one write lock; on PostgreSQL in
-# a snapshot taken after the member lock was granted, so it sees every earlier taker's commit.
-_TAKE = (
-    update(Conversation)
-    .where(
-        Conversation.workspace_id == _WS,
-        Conversation.id == bindparam("conv"),
-        Conversation.assignee_id.is_(None),
-        Conversation.status != "resolved",
-        select(func.count())
-        .select_from(_Count)
-        .where(_Count.workspace_id == _WS, _Count.assignee_id == _MEMBER, _Count.status == "open")
-        .scalar_subquery()
-        < select(Member.capacity)
-        .where(
-            Member.workspace_id == _WS,
-            Member.id == _MEMBER,
-            Member.is_active.is_(True),
-            Member.availability == "online",
-        )
-        .scalar_subquery(),
-    )
-    .values(assignee_id=_MEMBER, updated_at=_NOW)
-)
-
-
-def _take_recorded_stmt(move_cursor: bool) -> Insert:
-    """PostgreSQL: the take, its timeline row and (round robin) the cursor move in one statement
-    (data-modifying CTEs); a row is inserted only if the conversation was taken."""
-    take = _TAKE.returning(Conversation.workspace_id, Conversation.id).cte("take")
-    stmt = insert(ConversationActivity).from_select(
-        ["workspace_id", "conversation_id", "kind", "data", "id", "created_at"],
-        select(
-            take.c.workspace_id,
-            take.c.id,
-            literal("assigned"),
-            bindparam("data", type_=JSON),
-            bindparam("activity", type_=BigInteger),
-            _NOW,
-        ),
-        include_defaults=False,
-    )
-    if move_cursor:
-        cursor = (
-            update(TeamDesk)
-            .where(TeamDesk.workspace_id == _WS, TeamDesk.team_id == bindparam("team"), exists(take.select()))
-            .values(last_member_id=_MEMBER, updated_at=_NOW)
-        )
-        stmt = stmt.add_cte(cursor.cte("cursor"))
-    return stmt.returning(ConversationActivity.id)
-
-
-_TAKE_RECORDED = {move: _take_recorded_stmt(move) for move in (False, True)}
-
-_ANYONE_WITH_ROOM = (
-    select(Member.id)
-    .where(
-        Member.workspace_id == _WS,
-        Member.is_active.is_(True),
-        Member.availability == "online",
-        Member.capacity > _LOAD,
-    )
-    .limit(1)
-)
-_CONV_STATE = select(Conversation.assignee_id, Conversation.status).where(
-    Conversation.workspace_id == _WS, Conversation.id == bindparam("conv")
-)
-_CURSOR = (
-    update(TeamDesk)
-    .where(TeamDesk.workspace_id == _WS, TeamDesk.team_id == bindparam("team"))
-    .values(last_member_id=_MEMBER, updated_at=_NOW)
-)
 
 
 @dataclass(frozen=True)
@@ -309,9 +91,7 @@ class Pool:
 
 
 def desk(session: Session, workspace_id: int, team_id: int) -> TeamDesk | None:
-    return session.execute(
-        select(TeamDesk).where(TeamDesk.workspace_id == workspace_id, TeamDesk.team_id == team_id)
-    ).scalar_one_or_none()
+    return repo.desk(session, workspace_id, team_id)
 
 
 def get_or_create_desk(session: Session, workspace_id: int, team_id: int) -> TeamDesk:
@@ -339,9 +119,8 @@ def _teams_view(session: Session, workspace_id: int) -> _TeamsView:
         return hit[1]
     teams: dict[int, tuple[str, int | None]] = {}
     desks: dict[int, DeskSettings] = {}
-    for tid, kind, parent, desk_id, strategy, auto, sticky, vip in session.connection().execute(
-        _TEAMS, {"ws": workspace_id}
-    ):
+    for row in repo.teams_with_desks(session, workspace_id):
+        tid, kind, parent, desk_id, strategy, auto, sticky, vip = row
         teams[int(tid)] = (kind, parent)
         if desk_id is not None:
             desks[int(tid)] = DeskSettings(int(desk_id), strategy, bool(auto), bool(sticky), bool(vip))
@@ -420,29 +199,23 @@ def candidates(
     fetched); without `with_load` every load reads 0 (not counted)."""
     if not team_ids:
         return [], None, None
-    params = {
-        "ws": workspace_id,
-        "teams": list(team_ids),
-        "team": team_ids[0],
-        "contact": contact_id,
-        "conv": conv_id,
-    }
-    pool: list[Candidate] = []
-    sticky = cursor = None
-    none: frozenset[str] = frozenset()
-    for row in session.connection().execute(_CANDIDATES[with_skills, with_load], params):
-        skills = frozenset(row[6] or ()) if with_skills else none
-        pool.append(Candidate(row[0], row[1], skills, bool(row[2]), row[3]))
-        sticky, cursor = row[4], row[5]
-    return pool, sticky, cursor
+    return repo.candidates(
+        session,
+        workspace_id,
+        team_ids,
+        contact_id=contact_id,
+        conv_id=conv_id,
+        with_skills=with_skills,
+        with_load=with_load,
+    )
 
 
 def _contact_is_vip(session: Session, workspace_id: int, contact_id: int) -> bool:
     loaded = session.identity_map.get(session.identity_key(Contact, (workspace_id, contact_id)))
     if isinstance(loaded, Contact):
         return is_vip(loaded)
-    row = session.connection().execute(_CONTACT_VIP, {"ws": workspace_id, "contact": contact_id}).first()
-    return row is not None and vip_fields(row[0], row[1])
+    fields = repo.contact_vip_fields(session, workspace_id, contact_id)
+    return fields is not None and vip_fields(*fields)
 
 
 def _member_locks(session: Session) -> dict[int, SessionTransaction]:
@@ -487,8 +260,7 @@ def _lock_member(session: Session, workspace_id: int, member_id: int) -> bool:
     held = _member_locks(session)
     if member_id in held:
         return True
-    stmt = _LOCK_MEMBER_OR_SKIP if held else _LOCK_MEMBER
-    if session.connection().execute(stmt, {"ws": workspace_id, "member": member_id}).first() is None:
+    if not repo.lock_member(session, workspace_id, member_id, skip_locked=bool(held)):
         return False
     _hold(session, member_id)
     return True
@@ -499,27 +271,31 @@ def _take(
 ) -> bool:
     """Lock the member (PostgreSQL), then take the conversation if they still have room; record
     it (timeline, round-robin cursor, event). False if the take was refused."""
-    conn = session.connection()
     ws = conv.workspace_id
-    postgres = conn.dialect.name == "postgresql"
+    postgres = session.get_bind().dialect.name == "postgresql"
     # PostgreSQL: serialise takers per member; the count in _TAKE then runs after the lock is
     # granted. (SQLite: this write transaction began IMMEDIATE and holds the one write lock.)
     if postgres and not _lock_member(session, ws, member_id):
         return False
     now = utcnow()
-    params: dict[str, Any] = {"ws": ws, "conv": conv.id, "member": member_id, "now": now}
     move = settings.strategy == "round_robin" and reason == "round_robin"
     if postgres:  # one round trip: take, timeline row and cursor together
         in_statement = move and settings.id is not None
-        params["team"] = pool.team_ids[0]
-        params["data"] = _activity_data(member_id, reason)
-        params["activity"] = new_id()
-        if conn.execute(_TAKE_RECORDED[in_statement], params).first() is None:
-            return False
+        taken = repo.take_recorded(
+            session,
+            ws,
+            conv.id,
+            member_id,
+            now,
+            activity_id=new_id(),
+            data=_activity_data(member_id, reason),
+            cursor_team=pool.team_ids[0] if in_statement else None,
+        )
     else:
         in_statement = False
-        if conn.execute(_TAKE, params).rowcount != 1:
-            return False
+        taken = repo.take(session, ws, conv.id, member_id, now)
+    if not taken:
+        return False
     # The row was written by Core: tell the ORM object, without marking it dirty or reloading.
     set_committed_value(conv, "assignee_id", member_id)
     set_committed_value(conv, "updated_at", now)
@@ -545,8 +321,7 @@ def _move_cursor(
         get_or_create_desk(session, workspace_id, team_id).last_member_id = member_id
         return
     if not written:
-        params = {"ws": workspace_id, "team": team_id, "member": member_id, "now": now}
-        session.connection().execute(_CURSOR, params)
+        repo.move_cursor(session, workspace_id, team_id, member_id, now)
     loaded = session.identity_map.get(session.identity_key(TeamDesk, (workspace_id, settings.id)))
     if loaded is not None:
         set_committed_value(loaded, "last_member_id", member_id)
@@ -686,14 +461,16 @@ def _pick_and_take(
     lock = ""
     if session.get_bind().dialect.name == "postgresql":
         lock = "skip" if _member_locks(session) else "wait"
-    params = {
-        "ws": ws,
-        "teams": pool.team_ids,
-        "team": pool.team_ids[0],
-        "contact": conv.contact_id,
-        "conv": conv.id,
-    }
-    row = session.connection().execute(_PICK[settings.sticky, vip, lock], params).first()
+    row = repo.pick(
+        session,
+        ws,
+        pool.team_ids,
+        contact_id=conv.contact_id,
+        conv_id=conv.id,
+        sticky=settings.sticky,
+        vip=vip,
+        lock=lock,
+    )
     if row is None:
         # Nobody online. (PostgreSQL: or every member locked by others, or changed while this
         # waited: let the caller look again.)
@@ -712,8 +489,7 @@ def _pick_and_take(
 
 def _taken_elsewhere(session: Session, conv: Conversation) -> bool:
     """After a refused take: was the conversation assigned (or closed) by someone else?"""
-    params = {"ws": conv.workspace_id, "conv": conv.id}
-    assignee, status = session.connection().execute(_CONV_STATE, params).one()
+    assignee, status = repo.conversation_state(session, conv.workspace_id, conv.id)
     if assignee is None and status != "resolved":
         return False
     set_committed_value(conv, "assignee_id", assignee)
@@ -770,21 +546,7 @@ def reassign_from_member(session: Session, workspace_id: int, member_id: int, li
     """An agent went away: their open conversations go back through assignment."""
     # Locked first (FOR UPDATE on PostgreSQL), before any member lock: a worker busy with one of
     # them finishes first, and is never left waiting for a member this transaction holds.
-    convs = (
-        session.execute(
-            select(Conversation)
-            .where(
-                Conversation.workspace_id == workspace_id,
-                Conversation.assignee_id == member_id,
-                Conversation.status == "open",
-            )
-            .order_by(Conversation.last_inbound_at, Conversation.id)
-            .limit(limit)
-            .with_for_update()
-        )
-        .scalars()
-        .all()
-    )
+    convs = repo.open_of_member_for_update(session, workspace_id, member_id, limit)
     for conv in convs:
         reassign(session, conv, reason="agent_away")
     return len(convs)
@@ -795,17 +557,7 @@ def unassigned_queue(
 ) -> list[Conversation]:
     """Open, unassigned conversations, oldest first. `lock` (PostgreSQL): lock them, skipping
     those another transaction holds (a worker is processing a message of theirs right now)."""
-    stmt = select(Conversation).where(
-        Conversation.workspace_id == workspace_id,
-        Conversation.assignee_id.is_(None),
-        Conversation.status == "open",
-    )
-    if team_id is not None:
-        stmt = stmt.where(Conversation.team_id == team_id)
-    stmt = stmt.order_by(Conversation.last_inbound_at, Conversation.id).limit(limit)
-    if lock:
-        stmt = stmt.with_for_update(skip_locked=True)
-    return list(session.execute(stmt).scalars())
+    return repo.unassigned(session, workspace_id, team_id, limit, lock=lock)
 
 
 def drain_queue(session: Session, workspace_id: int, limit: int = 200) -> int:
@@ -814,7 +566,7 @@ def drain_queue(session: Session, workspace_id: int, limit: int = 200) -> int:
     Runs every 30 s and whenever an agent comes online, typically while the queue is long
     because everybody is busy: with nobody online under capacity it returns at once, and a
     pool found full is not asked again for the rest of the queue."""
-    if session.connection().execute(_ANYONE_WITH_ROOM, {"ws": workspace_id}).first() is None:
+    if not repo.anyone_with_room(session, workspace_id):
         return 0
     assigned = 0
     full: set[tuple[int, ...]] = set()
