@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from scrm.kit.time import UTC
@@ -209,6 +209,16 @@ def tx_forget(session: Session, *keys: Any) -> None:
     if memo is not None:
         for key in keys:
             memo[1].pop(key, None)
+
+
+def undone_by(txn: SessionTransaction | None, rolled_back: SessionTransaction) -> bool:
+    """Was work done in `txn` undone by the rollback of `rolled_back` (the same transaction or
+    one that encloses it)? For state kept per savepoint (after_soft_rollback listeners)."""
+    while txn is not None:
+        if txn is rolled_back:
+            return True
+        txn = txn.parent
+    return False
 
 
 @event.listens_for(Session, "after_soft_rollback")

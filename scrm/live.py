@@ -24,6 +24,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, SessionTransaction
 
+from scrm.db import undone_by
+
 log = logging.getLogger(__name__)
 CHANNEL = "scrm_live"
 # Only what the browser needs to know what to refresh (NOTIFY payloads are capped at 8,000 bytes).
@@ -117,15 +119,7 @@ def _drop_pending(session: Session, previous_transaction: SessionTransaction) ->
     if previous_transaction is entry[0] or not previous_transaction.nested:
         session.info.pop(_PENDING, None)
         return
-
-    def inside(txn: SessionTransaction | None) -> bool:
-        while txn is not None:
-            if txn is previous_transaction:
-                return True
-            txn = txn.parent
-        return False
-
-    entry[1][:] = [(txn, payload) for txn, payload in entry[1] if not inside(txn)]
+    entry[1][:] = [(txn, payload) for txn, payload in entry[1] if not undone_by(txn, previous_transaction)]
 
 
 class Listener:

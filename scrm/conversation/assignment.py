@@ -39,7 +39,7 @@ from scrm import events
 from scrm.conversation import assignment_repository as repo
 from scrm.conversation import repository as conversation_repository
 from scrm.conversation.assignment_repository import Candidate
-from scrm.db import after_commit
+from scrm.db import after_commit, undone_by
 from scrm.errors import Invalid, NotFound
 from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
@@ -241,15 +241,8 @@ def _locks_released(session: Session, previous: SessionTransaction) -> None:
     if entry is None or not previous.nested:
         return
 
-    def inside(txn: SessionTransaction | None) -> bool:
-        while txn is not None:
-            if txn is previous:
-                return True
-            txn = txn.parent
-        return False
-
     for member, txn in list(entry[1].items()):
-        if inside(txn):
+        if undone_by(txn, previous):
             del entry[1][member]
 
 
