@@ -30,6 +30,7 @@ from scrm.kit.time import as_utc, utcnow
 from scrm.models import Conversation, Message, SlaCalendar, SlaEvent, SlaPolicy, SlaTimer, Workspace
 from scrm.sla import repository
 from scrm.sla.calendar import ALWAYS, BusinessCalendar, CalendarError, check_timezone
+from scrm.worker.service import cancel as cancel_jobs
 from scrm.worker.service import enqueue
 
 log = logging.getLogger(__name__)
@@ -256,17 +257,19 @@ def _timers(session: Session, conv: Conversation) -> list[SlaTimer]:
     )
 
 
+def _checks(timer: SlaTimer) -> list[tuple[dt.datetime, str]]:
+    """The timer's scheduled checks as (due time, idempotency key)."""
+    return [
+        (at, f"sla:{timer.id}:{what}:{int(at.timestamp())}")
+        for at, what in ((timer.warn_at, "warn"), (timer.due_at, "due"))
+        if at is not None
+    ]
+
+
 def _schedule(session: Session, timer: SlaTimer) -> None:
-    for at, what in ((timer.warn_at, "warn"), (timer.due_at, "due")):
-        if at is None:
-            continue
+    for at, key in _checks(timer):
         enqueue(
-            session,
-            timer.workspace_id,
-            "sla.check",
-            {"timer_id": timer.id},
-            idempotency_key=f"sla:{timer.id}:{what}:{int(at.timestamp())}",
-            run_at=at,
+            session, timer.workspace_id, "sla.check", {"timer_id": timer.id}, idempotency_key=key, run_at=at
         )
 
 
@@ -280,6 +283,8 @@ def _start(
     targets: Targets,
     now: dt.datetime,
     cycle: int = 0,
+    *,
+    schedule: bool = True,
 ) -> SlaTimer:
     due = cal.add(now, seconds)
     timer = SlaTimer(
@@ -296,7 +301,8 @@ def _start(
         target_seconds=seconds,
     )
     session.add(timer)
-    _schedule(session, timer)
+    if schedule:
+        _schedule(session, timer)
     return timer
 
 
@@ -323,6 +329,8 @@ def on_inbound(
     targets = targets_for(session, conv.workspace_id, conv.team_id, conv.priority)
     cal = calendar_for(session, conv.workspace_id, conv.team_id)
     if created or not timers:
+        # Answered by self-service already (pending): the clocks start paused, nothing scheduled.
+        waits = conv.status == "pending"
         started = [
             _start(
                 session,
@@ -333,12 +341,17 @@ def on_inbound(
                 cal,
                 targets,
                 now,
+                schedule=not waits,
             )
         ]
         if targets.resolution:
-            started.append(_start(session, conv, "resolution", targets.resolution, 0, cal, targets, now))
-        if conv.status == "pending":  # answered by self-service already: the clocks wait with it
-            _sync(session, conv, started, now)
+            started.append(
+                _start(
+                    session, conv, "resolution", targets.resolution, 0, cal, targets, now, schedule=not waits
+                )
+            )
+        if waits:
+            _sync(session, conv, started, now, scheduled=False)
         return
     _sync(session, conv, timers, now)
     if conv.first_response_at is None or not targets.next_response:
@@ -361,27 +374,34 @@ def sync(session: Session, conv: Conversation, *, now: dt.datetime | None = None
     _sync(session, conv, _timers(session, conv), now)
 
 
-def _sync(session: Session, conv: Conversation, timers: list[SlaTimer], now: dt.datetime) -> None:
+def _sync(
+    session: Session, conv: Conversation, timers: list[SlaTimer], now: dt.datetime, *, scheduled: bool = True
+) -> None:
+    """`scheduled`: the running timers' checks are in the queue (not for clocks started paused)."""
     if not timers:
         return
     cal: BusinessCalendar | None = None
     last_reply: dt.datetime | None = None
+    # Checks scheduled for clocks that stop or pause here would only find nothing to do:
+    # they are dropped from the queue (a paused clock schedules new ones when it resumes).
+    pointless: list[str] = []
     for t in timers:
         if t.status == "met":
             continue
         if t.metric == "first_response" and conv.first_response_at is not None:
-            _met(session, conv, t, as_utc(conv.first_response_at))
+            pointless += _met(session, conv, t, as_utc(conv.first_response_at))
             continue
         if t.metric == "next_response":
             last_reply = last_reply or _last_agent_reply(session, conv)
             if last_reply is not None and as_utc(last_reply) >= t.started_at:
-                _met(session, conv, t, as_utc(last_reply))
+                pointless += _met(session, conv, t, as_utc(last_reply))
                 continue
         if conv.status == "resolved":
-            _met(session, conv, t, as_utc(conv.resolved_at or now))
+            pointless += _met(session, conv, t, as_utc(conv.resolved_at or now))
             continue
         cal = cal or calendar_for(session, conv.workspace_id, conv.team_id)
         if conv.status == "pending" and t.status == "running":
+            pointless += [key for _at, key in _checks(t)]
             t.status = "paused"
             t.remaining_seconds = int(cal.between(now, t.due_at))
         elif conv.status == "open" and t.status == "paused":
@@ -392,12 +412,17 @@ def _sync(session: Session, conv: Conversation, timers: list[SlaTimer], now: dt.
             t.warn_at = None if t.warn_at is None or remaining <= 120 else cal.add(now, remaining - 120)
             t.remaining_seconds = None
             _schedule(session, t)
+    if pointless and scheduled:
+        cancel_jobs(session, conv.workspace_id, "sla.check", pointless)
 
 
-def _met(session: Session, conv: Conversation, t: SlaTimer, at: dt.datetime) -> None:
+def _met(session: Session, conv: Conversation, t: SlaTimer, at: dt.datetime) -> list[str]:
+    """Stop the clock; returns the keys of its scheduled checks (now pointless)."""
     # Kept on the timer, not the timeline: the timeline shows breaches and warnings only.
+    pending = [key for _at, key in _checks(t)] if t.status == "running" else []
     t.status = "met"
     t.met_at = at
+    return pending
 
 
 def _record_event(session: Session, t: SlaTimer, kind: str, now: dt.datetime) -> bool:

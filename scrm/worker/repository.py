@@ -58,6 +58,22 @@ def insert_job(
     return session.connection().execute(stmt, values).scalar_one_or_none()
 
 
+def delete_queued(session: Session, workspace_id: int, kind: str, idempotency_keys: Sequence[str]) -> int:
+    """Delete the still-queued jobs of `kind` with these idempotency keys (by the unique index);
+    a job already claimed is left to run. Returns how many were deleted."""
+    if not idempotency_keys:
+        return 0
+    result = session.connection().execute(
+        _JOB_TABLE.delete().where(
+            _JOB_TABLE.c.workspace_id == workspace_id,
+            _JOB_TABLE.c.kind == kind,
+            _JOB_TABLE.c.idempotency_key.in_(list(idempotency_keys)),
+            _JOB_TABLE.c.status == "queued",
+        )
+    )
+    return int(result.rowcount or 0)
+
+
 def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert many jobs without idempotency keys in one executemany."""
     if rows:

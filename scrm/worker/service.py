@@ -51,6 +51,12 @@ def enqueue(
     return job_id
 
 
+def cancel(session: Session, workspace_id: int, kind: str, idempotency_keys: Sequence[str]) -> int:
+    """Drop queued due-time jobs that became pointless (a met SLA timer's checks), so the worker
+    does not claim and run them for nothing. Jobs already claimed still run."""
+    return repository.delete_queued(session, workspace_id, kind, idempotency_keys)
+
+
 def enqueue_many(session: Session, jobs: Sequence[tuple[int, str, dict[str, Any], str | None]]) -> None:
     """Queue many due-now jobs at once: (workspace id, kind, payload, ordering key) each."""
     if not jobs:

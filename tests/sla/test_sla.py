@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import threading
 from zoneinfo import ZoneInfo
@@ -11,7 +12,7 @@ from sqlalchemy import func, select
 
 from scrm.conversation import service as conversation_service
 from scrm.errors import Invalid
-from scrm.models import Conversation, SlaEvent, SlaTimer
+from scrm.models import Conversation, Job, SlaEvent, SlaTimer
 from scrm.sla import service as sla
 from scrm.sla.calendar import BusinessCalendar
 from tests.automation.helpers import deliver
@@ -91,6 +92,19 @@ def test_first_response_met_by_a_human_and_breach_recorded_once(db, settings, wo
         assert conv.first_response_at is None
         conversation_service.send_reply(s, conv, "您好，我来帮您查", sender_type="agent")
         sla.sync(s, conv)
+    # the met clock's warning and due checks left the queue; fan-2's, and fan-1's resolution
+    # clock's, are still there
+    with db.transaction(readonly=True) as s:
+        jobs = s.execute(select(Job).where(Job.kind == "sla.check", Job.status == "queued")).scalars().all()
+        queued = collections.Counter(
+            (t.conversation_id, t.metric)
+            for job in jobs
+            if (t := s.get(SlaTimer, (workspace.id, int(job.payload["timer_id"])))) is not None
+        )
+    fan1, fan2 = convs["fan-1"].id, convs["fan-2"].id
+    assert queued[(fan1, "first_response")] == 0
+    assert queued[(fan2, "first_response")] == 2  # warning and due
+    assert queued[(fan1, "resolution")] == 1
     # eleven minutes later, five workers check every timer at once
     later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=11)
     timer_ids = [t.id for t in timers]
@@ -141,12 +155,19 @@ def test_waiting_on_the_fan_pauses_the_clock(db, settings, workspace) -> None:  
         t = s.execute(select(SlaTimer).where(SlaTimer.metric == "first_response")).scalar_one()
         assert t.status == "paused" and 0 < (t.remaining_seconds or 0) <= 600
         assert sla.check(s, workspace.id, t.id, now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)) is None
+        assert checks_queued(s, t.id) == []  # a paused clock's checks leave the queue
     deliver(db, workspace, "e2", "在吗？")  # the fan writes back: pending → open, clock resumes
     run_jobs(db, settings)
     with db.transaction(readonly=True) as s:
         t = s.execute(select(SlaTimer).where(SlaTimer.metric == "first_response")).scalar_one()
         assert t.status == "running" and t.due_at > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
         assert s.execute(select(SlaEvent)).first() is None
+        assert checks_queued(s, t.id) == sorted([t.warn_at, t.due_at])  # rescheduled for the new times
+
+
+def checks_queued(s, timer_id: int) -> list[dt.datetime]:  # type: ignore[no-untyped-def]
+    jobs = s.execute(select(Job).where(Job.kind == "sla.check", Job.status == "queued")).scalars()
+    return sorted(j.run_at for j in jobs if int(j.payload["timer_id"]) == timer_id)
 
 
 def test_policy_per_team_and_priority(db, workspace) -> None:  # type: ignore[no-untyped-def]
