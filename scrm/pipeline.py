@@ -1,17 +1,23 @@
 """The inbound pipeline: contact.resolve → conversation.append → registered steps.
 
-Steps (triage, rules, SLA, ...) register themselves with an order number. Each step runs in a
-savepoint: a step that fails is logged, recorded on the conversation for admins and skipped;
-the message still reaches a human queue.
+Steps (triage, rules, SLA, ...) register themselves with an order number. A step that fails
+is logged, recorded on the conversation for admins and skipped; the message still reaches a
+human queue. Isolating steps costs a savepoint each (a flush and two statements), so a job's
+first attempt runs them without: if a step fails, the attempt fails and rolls back whole, and
+the retry (a second or two later) runs every step in its own savepoint. After a step failure
+the process isolates every job's steps for a minute, so a step that keeps failing (a missing
+model, say) does not make every message go round twice.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from scrm import events
@@ -23,7 +29,7 @@ from scrm.inbound import codec
 from scrm.inbound import repository as inbound_repo
 from scrm.kit.time import utcnow
 from scrm.models import ChannelAccount, Contact, ContactIdentity, Conversation, Message, Workspace
-from scrm.worker.registry import job
+from scrm.worker.registry import RetryLater, job
 from scrm.worker.runner import JobContext
 from scrm.workspace import repository as workspace_repository
 from scrm.workspace import service as workspace
@@ -50,6 +56,27 @@ class PipelineContext:
     # Held for the whole job: the session's identity map is weak, and the steps (triage, the
     # SLA calendar) look the workspace up again; while it is held they do so without SQL.
     workspace: Workspace | None = None
+    # Each step in its own savepoint (a retry); without, a failing step fails the attempt.
+    isolated: bool = True
+
+
+# When a step last failed in this process (monotonic seconds): for ISOLATE_SECONDS after that,
+# first attempts run their steps isolated too.
+_last_failure = float("-inf")
+ISOLATE_SECONDS = 60.0
+
+
+def _failed() -> None:
+    global _last_failure
+    _last_failure = time.monotonic()
+
+
+def isolate_steps(attempt: int) -> bool:
+    return attempt > 1 or time.monotonic() - _last_failure < ISOLATE_SECONDS
+
+
+class StepFailed(Exception):
+    """A step failed on a job's first attempt: the job is retried with isolated steps."""
 
 
 Step = Callable[[PipelineContext], None]
@@ -72,10 +99,20 @@ def steps() -> list[tuple[int, str, Step]]:
 
 def run_steps(ctx: PipelineContext) -> None:
     for _order, name, step in list(_STEPS):
+        if not ctx.isolated:
+            try:
+                step(ctx)
+            except (OperationalError, RetryLater):
+                raise  # the database or a quota, not the step: retried as they are
+            except Exception as exc:
+                _failed()
+                raise StepFailed(f"pipeline step {name} failed: {exc}"[:500]) from exc
+            continue
         try:
             with ctx.session.begin_nested():
                 step(ctx)
         except Exception as exc:
+            _failed()
             log.exception("pipeline step %s failed", name)
             if ctx.conversation is not None:
                 conversation_service.record_activity(
@@ -118,6 +155,7 @@ def process_inbound(ctx: JobContext, payload: dict[str, Any]) -> None:
         event=event,
         contact=resolved.contact,
         identity=resolved.identity,
+        isolated=isolate_steps(ctx.job.attempts),
     )
     if event.metadata.get("passive_reply"):
         pctx.facts["passive_reply"] = event.metadata["passive_reply"]
