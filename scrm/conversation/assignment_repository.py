@@ -241,6 +241,17 @@ def teams_with_desks(session: Session, workspace_id: int) -> list[tuple[Any, ...
     return [tuple(row) for row in session.connection().execute(_TEAMS, {"ws": workspace_id})]
 
 
+def _pool_params(workspace_id: int, team_ids: Sequence[int], contact_id: int, conv_id: int) -> dict[str, Any]:
+    """The pool (its teams; the first one's cursor) and the fan (for the sticky look-up)."""
+    return {
+        "ws": workspace_id,
+        "teams": list(team_ids),
+        "team": team_ids[0],
+        "contact": contact_id,
+        "conv": conv_id,
+    }
+
+
 def pick(
     session: Session,
     workspace_id: int,
@@ -253,13 +264,7 @@ def pick(
     lock: str,
 ) -> tuple[int, bool, int | None] | None:
     """(member id, is_senior, the fan's last agent or None) of round robin's first pick."""
-    params = {
-        "ws": workspace_id,
-        "teams": list(team_ids),
-        "team": team_ids[0],
-        "contact": contact_id,
-        "conv": conv_id,
-    }
+    params = _pool_params(workspace_id, team_ids, contact_id, conv_id)
     row = session.connection().execute(_PICK[sticky, vip, lock], params).first()
     return None if row is None else (row[0], bool(row[1]), row[2])
 
@@ -276,13 +281,7 @@ def candidates(
 ) -> tuple[list[Candidate], int | None, int | None]:
     """Online, active members of the teams (with their open load unless `with_load` is off, and
     their skills if `with_skills`), the fan's last agent and the first team's cursor."""
-    params = {
-        "ws": workspace_id,
-        "teams": list(team_ids),
-        "team": team_ids[0],
-        "contact": contact_id,
-        "conv": conv_id,
-    }
+    params = _pool_params(workspace_id, team_ids, contact_id, conv_id)
     pool: list[Candidate] = []
     sticky = cursor = None
     none: frozenset[str] = frozenset()
