@@ -394,14 +394,7 @@ def run(session: Session, trig: Trigger) -> list[int]:
         except Exception as exc:
             log.exception("rule %s failed", spec.name)
             error = f"{type(exc).__name__}: {exc}"[:2000]
-            done = {
-                "ws": trig.workspace_id,
-                "firing": firing_id,
-                "new_status": "failed",
-                "done": [],
-                "why": error,
-            }
-            session.connection().execute(_FIRING_DONE, done)
+            _firing_done(session, trig.workspace_id, firing_id, "failed", [], error)
             rule = session.get(AutomationRule, (trig.workspace_id, spec.id))
             if rule is not None:
                 rule.failure_count += 1
@@ -412,14 +405,7 @@ def run(session: Session, trig: Trigger) -> list[int]:
                     session, trig.conversation, "rule_failed", None, rule=spec.name, error=error[:300]
                 )
         else:
-            done = {
-                "ws": trig.workspace_id,
-                "firing": firing_id,
-                "new_status": "fired",
-                "done": results,
-                "why": None,
-            }
-            session.connection().execute(_FIRING_DONE, done)
+            _firing_done(session, trig.workspace_id, firing_id, "fired", results, None)
             if trig.conversation is not None:
                 conversation_service.record_activity(
                     session,

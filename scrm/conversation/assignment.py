@@ -29,9 +29,7 @@ from dataclasses import dataclass
 from time import monotonic as _monotonic
 from typing import Any
 
-from sqlalchemy import (
-    event,
-)
+from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -240,7 +238,6 @@ def _locks_released(session: Session, previous: SessionTransaction) -> None:
     entry = session.info.get("scrm_member_locks")
     if entry is None or not previous.nested:
         return
-
     for member, txn in list(entry[1].items()):
         if undone_by(txn, previous):
             del entry[1][member]
@@ -400,9 +397,9 @@ def _assign(
     )
     if guess and not skills and not exclude and (contact is not None or not settings.vip_to_senior):
         # The common case (a new conversation from the pipeline): the pick is one SQL row.
-        taken = _pick_and_take(session, conv, pool, settings, contact)
-        if taken is not None:
-            return taken[0] if taken[1] else None
+        decided, assignee = _pick_and_take(session, conv, pool, settings, contact)
+        if decided:
+            return assignee
         guess = False  # the pick was full or went away: count loads
     order: list[tuple[Candidate, str]] = []
     for with_load in (False, True) if guess else (True,):
@@ -444,11 +441,11 @@ def _assign(
 
 def _pick_and_take(
     session: Session, conv: Conversation, pool: Pool, settings: DeskSettings, contact: Contact | None
-) -> tuple[int | None, bool] | None:
+) -> tuple[bool, int | None]:
     """Round robin's first pick (SQL, no loads counted; on PostgreSQL the pick also locks the
-    member), then the conditional take. Returns (member, True) when assigned, (assignee or
-    None, False) when the conversation was taken or closed meanwhile or nobody is online, and
-    None when the pick was refused (full, or gone): then the caller counts loads."""
+    member), then the conditional take. Returns (decided, assignee): decided with the member
+    it went to, the one who took it meanwhile, or None (closed meanwhile, or nobody online);
+    not decided when the pick was refused (full, or gone): then the caller counts loads."""
     ws = conv.workspace_id
     vip = settings.vip_to_senior and contact is not None and is_vip(contact)
     lock = ""
@@ -467,17 +464,17 @@ def _pick_and_take(
     if row is None:
         # Nobody online. (PostgreSQL: or every member locked by others, or changed while this
         # waited: let the caller look again.)
-        return None if lock else (None, False)
+        return (not lock), None
     member, senior, sticky_id = row
     if lock:
         _hold(session, member)
     reason = "sticky" if member == sticky_id else "vip_senior" if vip and senior else "round_robin"
     if not _take(session, conv, pool, settings, member, reason):
         if _taken_elsewhere(session, conv):
-            return conv.assignee_id, False
+            return True, conv.assignee_id
         _busy((ws, tuple(pool.team_ids)))
-        return None
-    return member, True
+        return False, None
+    return True, member
 
 
 def _taken_elsewhere(session: Session, conv: Conversation) -> bool:

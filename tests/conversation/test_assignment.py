@@ -294,6 +294,34 @@ def test_a_conversation_taken_meanwhile_is_left_to_its_taker(db, workspace, monk
         )
 
 
+def test_the_one_row_pick_leaves_a_conversation_taken_meanwhile_to_its_taker(
+    db, workspace, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The pipeline's path (contact at hand): another worker takes the conversation between the
+    pick and the take; the decision reports that worker's agent and records nothing itself."""
+    mine, other = sorted([agent(db, workspace, "mine"), agent(db, workspace, "other")])
+    conv_id = open_conversation(db, workspace, "fan")
+    real_pick = assignment.repo.pick
+
+    def pick_then_lose_the_race(session: Any, *args: Any, **kwargs: Any) -> Any:
+        row = real_pick(session, *args, **kwargs)
+        session.execute(update(Conversation).where(Conversation.id == conv_id).values(assignee_id=other))
+        return row
+
+    monkeypatch.setattr(assignment.repo, "pick", pick_then_lose_the_race)
+    with db.transaction() as s:
+        conv = s.get(Conversation, (workspace.id, conv_id))
+        assert conv is not None
+        contact = s.get(Contact, (workspace.id, conv.contact_id))
+        assert assignment.assign(s, conv, contact=contact) == other
+    assert owner(db, workspace, conv_id) == other and mine != other
+    with db.transaction(readonly=True) as s:
+        assert (
+            s.execute(select(ConversationActivity).where(ConversationActivity.kind == "assigned")).first()
+            is None
+        )
+
+
 def test_drain_queue_fills_room_per_pool_and_stops_asking_when_everyone_is_full(db, workspace) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import event
 
