@@ -51,13 +51,11 @@ def main() -> None:
 
     from sqlalchemy import event, func, select
 
-    from bench.service_day import CATEGORIES, RULES
+    from bench.service_day import CATEGORIES, accept, create_airline
     from scrm import jobs, metrics, migrate
-    from scrm.automation import service as rules
     from scrm.channels.base import InboundEvent, Sender
     from scrm.config import get_settings
     from scrm.db import Database
-    from scrm.inbound import service as inbound
     from scrm.kit.time import utcnow
     from scrm.models import Job, Message
     from scrm.worker.runner import Worker
@@ -75,28 +73,15 @@ def main() -> None:
     n_fans = args.fans or max(1, args.events * 2 // 3)
     with recorder.running():
         with db.transaction() as s:
-            w = ws_service.create_workspace(s, f"pipeline-{rnd.randrange(10**9)}", "云程航空")
-            teams = {
-                k: ws_service.create_team(s, w.id, k, n, kind)
-                for k, n, kind in [
-                    ("service", "客服", "service"),
-                    ("lost_found", "失物招领", "department"),
-                    ("after_sales", "售后", "department"),
-                ]
-            }
             # the fake endpoint has no API quota: the account's send rate limit is off, so every
             # send runs once instead of being postponed (RetryLater) by the token bucket
             config = {"callback_url": recorder.url, "rate_limit_per_second": 0}
-            account = ws_service.create_channel_account(
-                s, w.id, "webhook", "App", secrets={"secret": "x" * 24}, config=config
-            )
+            w, teams, account = create_airline(s, f"pipeline-{rnd.randrange(10**9)}", config)
             for i in range(9):
                 u = ws_service.create_user(s, f"agent{i}@{w.slug}.test", "password123", f"客服{i}")
                 m = ws_service.add_member(s, w.id, u, "agent", capacity=100_000)
                 m.availability = "online"
                 ws_service.add_to_team(s, w.id, teams["service"].id, m.id)
-            for r in RULES:
-                rules.save_rule(s, w.id, {"event": "message.received", **r})
             ws_id, account_id = w.id, account.id
 
         texts = []
@@ -116,15 +101,7 @@ def main() -> None:
                 )
             )
             if len(batch) == args.batch or i == args.events - 1:
-                with db.transaction() as s:
-                    inbound.accept(
-                        s,
-                        workspace_id=ws_id,
-                        channel_account_id=account_id,
-                        channel_kind="webhook",
-                        events=batch,
-                        raw="{}",
-                    )
+                accept(db, ws_id, account_id, batch)
                 batch = []
 
         worker = Worker(db, settings, batch_size=200)

@@ -29,6 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,6 +219,44 @@ RULES = [
 ]
 
 
+def create_airline(s: Any, slug: str, config: dict[str, Any]) -> tuple[Any, dict[str, Any], Any]:
+    """The demo airline: its workspace, the front desk and two departments, a webhook account
+    (`config`: its callback URL, ...) and the day's rules. Returns (workspace, teams, account)."""
+    from scrm.automation import service as rules
+    from scrm.workspace import service as ws_service
+
+    w = ws_service.create_workspace(s, slug, "云程航空")
+    teams = {
+        k: ws_service.create_team(s, w.id, k, n, kind)
+        for k, n, kind in [
+            ("service", "客服", "service"),
+            ("lost_found", "失物招领", "department"),
+            ("after_sales", "售后", "department"),
+        ]
+    }
+    account = ws_service.create_channel_account(
+        s, w.id, "webhook", "App", secrets={"secret": "x" * 24}, config=config
+    )
+    for r in RULES:
+        rules.save_rule(s, w.id, {"event": "message.received", **r})
+    return w, teams, account
+
+
+def accept(db: Any, ws_id: int, account_id: int, events: list[Any]) -> None:
+    """Store fans' messages as the webhook endpoint does (one transaction, jobs queued)."""
+    from scrm.inbound import service as inbound
+
+    with db.transaction() as s:
+        inbound.accept(
+            s,
+            workspace_id=ws_id,
+            channel_account_id=account_id,
+            channel_kind="webhook",
+            events=events,
+            raw="{}",
+        )
+
+
 class Clock:
     def __init__(self, start: dt.datetime) -> None:
         self.t = start.astimezone(dt.UTC)
@@ -313,13 +352,11 @@ def main() -> None:
     from sqlalchemy import func, select
 
     from scrm import jobs, migrate
-    from scrm.automation import service as rules
     from scrm.casework import service as casework
     from scrm.channels.base import InboundEvent, Sender
     from scrm.config import get_settings
     from scrm.conversation import service as conv_service
     from scrm.db import Database
-    from scrm.inbound import service as inbound
     from scrm.models import CaseTask, Conversation, Member, Message, OutboxMessage, SlaTimer, Team
     from scrm.sla import service as sla
     from scrm.worker.runner import Worker
@@ -339,18 +376,7 @@ def main() -> None:
     wall = time.perf_counter()
     with recorder.running():
         with db.transaction() as s:
-            w = ws_service.create_workspace(s, "yuncheng-day", "云程航空")
-            teams = {
-                k: ws_service.create_team(s, w.id, k, n, kind)
-                for k, n, kind in [
-                    ("service", "客服", "service"),
-                    ("lost_found", "失物招领", "department"),
-                    ("after_sales", "售后", "department"),
-                ]
-            }
-            account = ws_service.create_channel_account(
-                s, w.id, "webhook", "App", secrets={"secret": "x" * 24}, config={"callback_url": recorder.url}
-            )
+            w, teams, account = create_airline(s, "yuncheng-day", {"callback_url": recorder.url})
             agents: list[Principal] = []
             for i in range(9):
                 u = ws_service.create_user(s, f"agent{i}@day.test", "password123", f"客服{i}")
@@ -359,8 +385,6 @@ def main() -> None:
                 ws_service.add_to_team(s, w.id, teams["service"].id, m.id)
                 agents.append(Principal(w.id, m.id, u.id, "agent", f"客服{i}"))
             sla.set_calendar(s, w.id, None, timezone="Asia/Shanghai", hours=HOURS, cn_holidays=True)
-            for r in RULES:
-                rules.save_rule(s, w.id, {"event": "message.received", **r})
             ws_id, account_id = w.id, account.id
             team_keys = {t.id: k for k, t in teams.items()}
         fans = plan(args.messages, rnd, args.escalate_crisis)
@@ -444,15 +468,7 @@ def main() -> None:
                 )
                 idx += 1
             if batch:
-                with db.transaction() as s:
-                    inbound.accept(
-                        s,
-                        workspace_id=ws_id,
-                        channel_account_id=account_id,
-                        channel_kind="webhook",
-                        events=batch,
-                        raw="{}",
-                    )
+                accept(db, ws_id, account_id, batch)
             # agents come, go on break, come back
             with db.transaction() as s:
                 from scrm.conversation import assignment
