@@ -28,6 +28,15 @@ PG_URL = os.environ.get("SCRM_TEST_PG_URL", "")
 _counter = itertools.count()
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Train (or load) the default NLP models before the first test: on a clean checkout the
+    training takes a minute or more, which must not count against any test's own deadline
+    (a worker's `run_until_idle(30)` would return mid-pipeline)."""
+    from scrm.nlp import service as nlp_service
+
+    nlp_service.load_default_bundle()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     skip_pg = pytest.mark.skip(reason="needs PostgreSQL (SCRM_TEST_DB=postgres)")
     for item in items:
