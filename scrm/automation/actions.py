@@ -306,7 +306,7 @@ def _add_labels(ctx: ActionContext, conv: Conversation, labels: list[str]) -> li
             ctx.session,
             ctx.workspace_id,
             "conversation.labeled",
-            {"conversation_id": str(conv.id), "added": added, "depth": ctx.depth + 1},
+            {"conversation_id": str(conv.id), "added": added, "removed": [], "depth": ctx.depth + 1},
         )
     return new
 

@@ -68,6 +68,8 @@ FIELDS: dict[str, str] = {
     "contact.city": STR,
     "sla.metric": STR,  # on sla.warning / sla.breached
     "outcome.team": STR,  # on outcome.recorded
+    "labels.added": LIST,  # on conversation.labeled: the labels this change added
+    "labels.removed": LIST,  # on conversation.labeled: the labels this change removed
 }
 ATTR_PREFIX = "contact.attributes."
 
@@ -111,7 +113,9 @@ ACTION_FIELDS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "await_fan": (bool, False),
     },
 }
-# Which rule events an action can cause (for cycle detection).
+# Which rule events an action can cause (for cycle detection). Every other action causes no
+# event that a rule listens to (routed, assigned, task.created, message.sent, resolved are not
+# rule events), so this table is the whole graph of rule chains.
 ACTION_EMITS: dict[str, tuple[str, ...]] = {
     "label": ("conversation.labeled",),
     "close_spam": ("conversation.labeled",),
@@ -121,6 +125,48 @@ REPLY_ACTIONS = frozenset({"reply", "lookup_booking"})
 MAX_CONDITIONS = 50
 MAX_ACTIONS = 20
 MAX_KEYWORDS = 500
+# A chain of rules (a rule's action causes an event another rule fires on, ...) holds at most
+# this many rules; the run-time depth cap (scrm.automation.service.MAX_DEPTH) is one less.
+MAX_CHAIN = 4
+
+# What a reply can send: msg_type → payload parameters {name: (type, required)}. Every type
+# also takes "kf_account" (WeChat: the customer-service account to send as).
+REPLY_TYPES: dict[str, dict[str, tuple[type, bool]]] = {
+    "text": {},
+    "image": {"media_id": (str, True)},
+    "voice": {"media_id": (str, True)},
+    "mpnews": {"media_id": (str, True)},
+    "video": {
+        "media_id": (str, True),
+        "thumb_media_id": (str, False),
+        "title": (str, False),
+        "description": (str, False),
+    },
+    "news": {"articles": (list, True)},
+    "music": {
+        "title": (str, True),
+        "music_url": (str, True),
+        "hq_music_url": (str, False),
+        "description": (str, False),
+        "thumb_media_id": (str, False),
+    },
+}
+ARTICLE_KEYS = ("title", "description", "url", "picurl")
+MAX_ARTICLES = 8
+# Which message types each channel's client can deliver (scrm/channels/*/client.py): a reply of
+# another type would only fail at delivery, so a rule that can fire on such a channel is refused.
+# WeCom accounts only answer passively (text); the webhook channel forwards any payload.
+CHANNEL_REPLY_TYPES: dict[str, frozenset[str]] = {
+    "wechat": frozenset({"text", "image", "voice", "video", "news", "mpnews"}),
+    "weibo": frozenset({"text"}),
+    "wecom": frozenset({"text"}),
+    "webhook": frozenset(REPLY_TYPES),
+}
+CHANNELS = tuple(CHANNEL_REPLY_TYPES)
+# Placeholders a reply or note may use (rendered by scrm.automation.actions.render).
+PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.S)
+PLACEHOLDER_NAME = re.compile(r"^(contact\.name|entity\.[a-z_]+|booking\.[a-z_]+)$")
+_URL = re.compile(r"^https?://[^\s/]+\S*$")
 
 
 class RuleError(ValueError):
@@ -206,6 +252,7 @@ def _validate_condition(cond: Any, where: str) -> None:
                 raise RuleError("keywords must not be blank", where)
             if len(value) > MAX_KEYWORDS:
                 raise RuleError(f"at most {MAX_KEYWORDS} keywords per condition", where)
+        _known_values(name, value, where)
         return
     if op in ("matches", "not_matches"):
         if not isinstance(value, str) or not value:
@@ -225,13 +272,30 @@ def _validate_condition(cond: Any, where: str) -> None:
         raise RuleError(f"op {op!r} on {name!r} needs a number", where)
     if kind in (STR, TEXT) and not isinstance(value, str):
         raise RuleError(f"op {op!r} on {name!r} needs a string", where)
+    if op in ("eq", "ne"):
+        _known_values(name, [value], where)
     if kind == LIST and not isinstance(value, str):
         raise RuleError(f"op {op!r} on {name!r} needs a string", where)
     if value is None:
         raise RuleError("value is required", where)
 
 
-def validate_actions(actions: Any, event: str) -> None:
+def _known_values(name: str, values: list[Any], where: str) -> None:
+    """Fields with a closed set of values: a value outside it would never match."""
+    known = {"channel": CHANNELS, "priority": PRIORITIES}.get(name)
+    if known is None:
+        return
+    for v in values:
+        if str(v).lower() not in known:
+            raise RuleError(f"{name} {v!r} does not exist (use {', '.join(known)})", where)
+
+
+def validate_actions(
+    actions: Any, event: str, conditions: Any = None, account_kinds: dict[str, str] | None = None
+) -> None:
+    """Every action and every parameter, with the reason and the place of the first problem.
+    `conditions` and `account_kinds` (channel account id → channel kind) let a reply's message
+    type be checked against the channels the rule can fire on."""
     if not isinstance(actions, list) or not actions:
         raise RuleError("a rule needs at least one action", "actions")
     if len(actions) > MAX_ACTIONS:
@@ -254,11 +318,90 @@ def validate_actions(actions: Any, event: str) -> None:
                 continue
             value = action[name]
             if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-                raise RuleError(f"{name!r} has the wrong type", where)
+                raise RuleError(f"{name!r} has the wrong type ({_type_name(typ)} expected)", where)
         _validate_action_values(kind, action, where)
+        if kind == "reply":
+            _validate_reply_channels(action, conditions, account_kinds, where)
+
+
+def _a(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
+
+
+def _type_name(typ: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "a whole number", bool: "true or false", list: "a list", dict: "an object"}
+    return names.get(typ, "another type") if isinstance(typ, type) else "another type"
+
+
+def _text(action: dict[str, Any], name: str, where: str, *, limit: int, blank_ok: bool = False) -> None:
+    value = action.get(name)
+    if value is None:
+        return
+    if not blank_ok and not value.strip():
+        raise RuleError(f"{name!r} must not be blank", where)
+    if len(value) > limit:
+        raise RuleError(f"{name!r} longer than {limit} characters", where)
+
+
+def _placeholders(text: str, name: str, where: str) -> None:
+    for m in PLACEHOLDER.finditer(text):
+        inner = m.group(1).strip()
+        if not PLACEHOLDER_NAME.match(inner):
+            raise RuleError(
+                f"unknown placeholder {{{{{inner}}}}} in {name!r}"
+                " (use {{contact.name}}, {{entity.<type>}} or {{booking.<field>}})",
+                where,
+            )
+
+
+def _http_url(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= 2000 and _URL.match(value) is not None
+
+
+def _validate_payload(msg_type: str, payload: dict[str, Any], where: str) -> None:
+    spec = REPLY_TYPES[msg_type]
+    extra = set(payload) - set(spec) - {"kf_account"}
+    if extra:
+        allowed = ", ".join([*spec, "kf_account"])
+        raise RuleError(f"payload of {_a(msg_type)} reply has no {sorted(extra)[0]!r} (use {allowed})", where)
+    if "kf_account" in payload and (not isinstance(payload["kf_account"], str) or not payload["kf_account"]):
+        raise RuleError("payload.kf_account must be a customer-service account name", where)
+    for name, (typ, required) in spec.items():
+        if name not in payload:
+            if required:
+                raise RuleError(f"{_a(msg_type)} reply needs payload.{name}", where)
+            continue
+        value: Any = payload[name]
+        if not isinstance(value, typ) or (isinstance(value, str) and not value.strip()):
+            raise RuleError(f"payload.{name} must be {_type_name(typ)}, not blank", where)
+        if isinstance(value, str) and len(value) > 2000:
+            raise RuleError(f"payload.{name} longer than 2000 characters", where)
+        if name.endswith("_url") and not _http_url(value):
+            raise RuleError(f"payload.{name} must be an http(s) URL", where)
+    if msg_type == "news":
+        articles = payload["articles"]
+        if not 1 <= len(articles) <= MAX_ARTICLES:
+            raise RuleError(f"a news reply holds 1 to {MAX_ARTICLES} articles", where)
+        for j, article in enumerate(articles):
+            at = f"payload.articles[{j}]"
+            if not isinstance(article, dict):
+                raise RuleError(f"{at} must be an object {{title, description, url, picurl}}", where)
+            extra = set(article) - set(ARTICLE_KEYS)
+            if extra:
+                raise RuleError(f"{at} has no {sorted(extra)[0]!r} (use {', '.join(ARTICLE_KEYS)})", where)
+            if not isinstance(article.get("title"), str) or not article["title"].strip():
+                raise RuleError(f"{at} needs a title", where)
+            for key in ("description", "url", "picurl"):
+                if key in article and not isinstance(article[key], str):
+                    raise RuleError(f"{at}.{key} must be a string", where)
+            for key in ("url", "picurl"):
+                if key in article and not _http_url(article[key]):
+                    raise RuleError(f"{at}.{key} must be an http(s) URL", where)
 
 
 def _validate_action_values(kind: str, action: dict[str, Any], where: str) -> None:
+    if kind == "route":
+        _text(action, "team", where, limit=64)
     if kind == "set_priority" and action["priority"] not in PRIORITIES:
         raise RuleError(f"priority must be one of {', '.join(PRIORITIES)}", where)
     if kind == "escalate" and action.get("priority", "urgent") not in PRIORITIES:
@@ -267,13 +410,33 @@ def _validate_action_values(kind: str, action: dict[str, Any], where: str) -> No
         labels = action["labels"]
         if not labels or not all(isinstance(x, str) and x.strip() and len(x) <= 40 for x in labels):
             raise RuleError("labels must be 1-40 characters each", where)
+        if len(labels) > 20:
+            raise RuleError("at most 20 labels", where)
+    if kind in ("reply", "lookup_booking") and action.get("visibility", "private") not in (
+        "public",
+        "private",
+    ):
+        raise RuleError("visibility must be public or private", where)
     if kind == "reply":
-        if not action.get("text", "").strip() and not action.get("canned") and not action.get("payload"):
-            raise RuleError("reply needs text, canned (a canned reply key) or payload", where)
-        if action.get("visibility", "private") not in ("public", "private"):
-            raise RuleError("visibility must be public or private", where)
-        if len(action.get("text", "")) > 2000:
-            raise RuleError("reply text longer than 2000 characters", where)
+        msg_type = action.get("msg_type", "text")
+        if msg_type not in REPLY_TYPES:
+            raise RuleError(
+                f"msg_type {msg_type!r} is not a reply type (use {', '.join(REPLY_TYPES)})", where
+            )
+        payload = action.get("payload") or {}
+        _text(action, "text", where, limit=2000, blank_ok=True)
+        _placeholders(action.get("text", ""), "text", where)
+        if msg_type == "text":
+            if not action.get("text", "").strip() and not action.get("canned"):
+                raise RuleError("a text reply needs text or canned (a canned reply key)", where)
+        elif action.get("canned"):
+            raise RuleError(f"canned replies are text: {_a(msg_type)} reply cannot use one", where)
+        _validate_payload(msg_type, payload, where)
+        if msg_type != "text" and action.get("visibility") == "public":
+            raise RuleError("public replies (comment replies) are text only", where)
+    if kind == "note":
+        _text(action, "text", where, limit=2000)
+        _placeholders(action["text"], "text", where)
     if kind == "create_task":
         if action.get("kind", "follow_up") not in ("follow_up", "department"):
             raise RuleError("task kind must be follow_up or department", where)
@@ -281,39 +444,133 @@ def _validate_action_values(kind: str, action: dict[str, Any], where: str) -> No
             raise RuleError("a department task needs a team", where)
         if not 1 <= action.get("due_in_minutes", 60) <= 60 * 24 * 30:
             raise RuleError("due_in_minutes must be between 1 and 43200", where)
-    if kind == "notify" and not re.match(r"^https?://[^\s/]+", action["url"]):
-        raise RuleError("url must be an http(s) URL", where)
-    if kind == "assign" and not all(isinstance(s, str) for s in action.get("skills", [])):
-        raise RuleError("skills must be strings", where)
+        _text(action, "title", where, limit=200)
+        _text(action, "team", where, limit=64)
+    if kind == "notify":
+        if not _http_url(action["url"]):
+            raise RuleError("url must be an http(s) URL (at most 2000 characters)", where)
+        _text(action, "note", where, limit=500, blank_ok=True)
+    if kind == "assign":
+        member = action.get("member")
+        if member is not None and not member.strip().isdigit():
+            raise RuleError("member must be a member id", where)
+        skills = action.get("skills", [])
+        if not all(isinstance(x, str) and x.strip() and len(x) <= 40 for x in skills) or len(skills) > 20:
+            raise RuleError("skills must be up to 20 names of 1-40 characters", where)
+    if kind == "lookup_booking":
+        _text(action, "not_found_text", where, limit=2000)
+        _placeholders(action.get("not_found_text", ""), "not_found_text", where)
 
 
-def validate_rule(event: str, conditions: Any, actions: Any) -> None:
+def rule_channels(conditions: Any, account_kinds: dict[str, str] | None = None) -> set[str]:
+    """The channels a rule can fire on, as far as its `all` conditions on channel and
+    channel_account say (other groups may or may not match, so they do not narrow it)."""
+    possible = set(CHANNELS)
+    items = conditions.get("all", []) if isinstance(conditions, dict) else []
+    for cond in items:
+        if not isinstance(cond, dict):
+            continue
+        name, op, value = cond.get("field"), cond.get("op"), cond.get("value")
+        values = [value] if op in ("eq", "ne") else value if op in ("in", "not_in") else None
+        if not isinstance(values, list):
+            continue
+        if name == "channel":
+            kinds = {str(v).lower() for v in values}
+        elif name == "channel_account" and account_kinds is not None:
+            kinds = {account_kinds[str(v)] for v in values if str(v) in account_kinds}
+            if op in ("ne", "not_in"):
+                continue  # other accounts of the same kind remain possible
+        else:
+            continue
+        possible = possible & kinds if op in ("eq", "in") else possible - kinds
+    return possible
+
+
+def _validate_reply_channels(
+    action: dict[str, Any], conditions: Any, account_kinds: dict[str, str] | None, where: str
+) -> None:
+    msg_type = action.get("msg_type", "text")
+    if msg_type == "text":
+        return
+    can = sorted(k for k, types in CHANNEL_REPLY_TYPES.items() if msg_type in types)
+    cannot = sorted(
+        k for k in rule_channels(conditions, account_kinds) if msg_type not in CHANNEL_REPLY_TYPES[k]
+    )
+    if cannot:
+        raise RuleError(
+            f"{_a(msg_type)} reply cannot be sent on {', '.join(cannot)}: add the condition"
+            f" channel in [{', '.join(can)}] (channels that can send it)",
+            where,
+        )
+
+
+def validate_rule(
+    event: str, conditions: Any, actions: Any, account_kinds: dict[str, str] | None = None
+) -> None:
     if event not in RULE_EVENTS:
         raise RuleError(f"unknown event {event!r} (use {', '.join(RULE_EVENTS)})", "event")
     validate_conditions(conditions)
-    validate_actions(actions, event)
+    validate_actions(actions, event, conditions, account_kinds)
 
 
-def find_cycle(rules: Sequence[RuleSpec]) -> list[str] | None:
-    """A chain of rule names that triggers itself (label → on-labeled → label ...), or None."""
+# -- rule chains ---------------------------------------------------------------------------------
+def _added_labels(action: dict[str, Any]) -> set[str] | None:
+    """The labels a labelling action can add (lower-case), None for other actions."""
+    if action.get("type") == "label":
+        return {str(x).strip()[:40].lower() for x in action.get("labels") or []}
+    if action.get("type") == "close_spam":
+        return {"spam"}
+    return None
+
+
+def _can_follow(action: dict[str, Any], nxt: RuleSpec) -> bool:
+    """Whether the event `action` causes can make `nxt` fire, judged from the conditions of
+    nxt's `all` list on what the event itself carries (labels.added); anything else might match."""
+    added = _added_labels(action)
+    if added is None:
+        return True
+    for cond in nxt.conditions.get("all", []) if isinstance(nxt.conditions, dict) else []:
+        if not isinstance(cond, dict) or cond.get("field") != "labels.added":
+            continue
+        op, value = cond.get("op"), cond.get("value")
+        if op == "has" and str(value).lower() not in added:
+            return False
+        if op == "has_any" and isinstance(value, list) and not ({str(v).lower() for v in value} & added):
+            return False
+        if op == "has_all" and isinstance(value, list) and not ({str(v).lower() for v in value} <= added):
+            return False
+    return True
+
+
+def _chain_graph(rules: Sequence[RuleSpec]) -> dict[int, list[RuleSpec]]:
     by_event: dict[str, list[RuleSpec]] = {}
     for r in rules:
         by_event.setdefault(r.event, []).append(r)
-
-    def successors(r: RuleSpec) -> list[RuleSpec]:
-        out: list[RuleSpec] = []
+    graph: dict[int, list[RuleSpec]] = {}
+    for r in rules:
+        out: dict[int, RuleSpec] = {}
         for action in r.actions:
             for ev in ACTION_EMITS.get(str(action.get("type")), ()):
-                out.extend(by_event.get(ev, ()))
-        return out
+                for nxt in by_event.get(ev, ()):
+                    if _can_follow(action, nxt):
+                        out[nxt.id] = nxt
+        graph[r.id] = list(out.values())
+    return graph
 
+
+def find_cycle(rules: Sequence[RuleSpec]) -> list[str] | None:
+    """A chain of rule names that triggers itself (label → on-labeled → label ...), or None.
+
+    An edge A → B exists when an action of A causes the event B is on and B's `labels.added`
+    conditions can match the labels that action adds; other conditions are assumed to match."""
+    graph = _chain_graph(rules)
     state: dict[int, int] = {}  # 1 = on the stack, 2 = done
     stack: list[RuleSpec] = []
 
     def visit(r: RuleSpec) -> list[str] | None:
         state[r.id] = 1
         stack.append(r)
-        for nxt in successors(r):
+        for nxt in graph[r.id]:
             if state.get(nxt.id) == 1:
                 start = next(i for i, s in enumerate(stack) if s.id == nxt.id)
                 return [s.name for s in stack[start:]] + [nxt.name]
@@ -331,6 +588,33 @@ def find_cycle(rules: Sequence[RuleSpec]) -> list[str] | None:
             if found:
                 return found
     return None
+
+
+def longest_chain(rules: Sequence[RuleSpec], through: int | None = None) -> list[str]:
+    """The longest chain of rules that trigger one another (names, first to last), for a rule
+    set without cycles (find_cycle first); with `through`, the longest one through that rule."""
+    graph = _chain_graph(rules)
+    back: dict[int, list[RuleSpec]] = {r.id: [] for r in rules}
+    for r in rules:
+        for n in graph[r.id]:
+            back[n.id].append(r)
+    ahead: dict[int, list[str]] = {}
+    behind: dict[int, list[str]] = {}
+
+    def forward(r: RuleSpec) -> list[str]:  # r and the longest chain after it
+        if r.id not in ahead:
+            ahead[r.id] = [r.name, *max((forward(n) for n in graph[r.id]), key=len, default=[])]
+        return ahead[r.id]
+
+    def backward(r: RuleSpec) -> list[str]:  # the longest chain before r, and r
+        if r.id not in behind:
+            behind[r.id] = [*max((backward(p) for p in back[r.id]), key=len, default=[]), r.name]
+        return behind[r.id]
+
+    if through is not None:
+        hit = next((x for x in rules if x.id == through), None)
+        return [*backward(hit), *forward(hit)[1:]] if hit is not None else []
+    return max((forward(r) for r in rules), key=len, default=[])
 
 
 # -- what a rule looks at ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from scrm.automation import engine
+from scrm.automation import engine, repository
 from scrm.automation.actions import ActionContext, ActionSkipped, run_action
 from scrm.conversation import service as conversation_service
 from scrm.db import memo_depends_on, tx_forget, tx_memo
@@ -28,7 +28,12 @@ from scrm.workspace import service as workspace
 log = logging.getLogger(__name__)
 
 MAX_RULES = 1000
-MAX_DEPTH = 3  # rule → label → rule → ... chains stop here (besides the save-time cycle check)
+# Run-time cap on chains of rule events (rule → label → conversation.labeled → rule ...): a
+# rule fires at depth d after d rule-caused events. Saving refuses cycles and chains of more
+# than engine.MAX_CHAIN rules, so this cap only stops what the save-time check could not see:
+# a rule set changed while a chain's events were queued, or rules written to the table without
+# the service (a restored backup, a manual fix).
+MAX_DEPTH = engine.MAX_CHAIN - 1
 
 
 # -- saving --------------------------------------------------------------------------------------
@@ -53,7 +58,19 @@ def get_rule(session: Session, workspace_id: int, rule_id: int) -> AutomationRul
     return row
 
 
-def _check_references(session: Session, workspace_id: int, actions: list[dict[str, Any]]) -> None:
+def _check_references(
+    session: Session, workspace_id: int, conditions: dict[str, Any], actions: list[dict[str, Any]]
+) -> None:
+    accounts = repository.account_kinds(session, workspace_id)
+    for group, items in conditions.items():
+        for i, cond in enumerate(items):
+            if cond.get("field") != "channel_account" or cond.get("op") not in ("eq", "ne", "in", "not_in"):
+                continue
+            values = cond["value"] if isinstance(cond["value"], list) else [cond["value"]]
+            for v in values:
+                if str(v) not in accounts:
+                    where = f"conditions.{group}[{i}]"
+                    raise Invalid(f"{where}: no channel account {v!r} in this workspace", field=where)
     teams = set(session.execute(select(Team.key).where(Team.workspace_id == workspace_id)).scalars())
     canned = {c.key for c in workspace.list_canned_replies(session, workspace_id)}
     for i, a in enumerate(actions):
@@ -84,18 +101,27 @@ def validate(
     stop: bool = False,
     enabled: bool = True,
 ) -> None:
-    """Raise Invalid (422) with the reason: unknown field, bad regex, bad action, a cycle..."""
+    """Raise Invalid (422) with the reason: unknown field, bad regex, bad action or parameter,
+    a reply type a channel the rule can fire on cannot send, a cycle, a chain too long..."""
     try:
-        engine.validate_rule(event, conditions, actions)
+        engine.validate_rule(event, conditions, actions, repository.account_kinds(session, workspace_id))
     except engine.RuleError as exc:
         raise Invalid(str(exc), field=exc.where or None) from None
-    _check_references(session, workspace_id, actions)
+    _check_references(session, workspace_id, conditions, actions)
     if enabled:
+        # Concurrent saves wait here, so each is checked against the rules the other saved.
+        repository.lock_rule_saves(session, workspace_id)
         others = [_spec(r) for r in list_rules(session, workspace_id) if r.enabled and r.id != rule_id]
         candidate = engine.RuleSpec(rule_id or -1, name, event, position, stop, conditions, actions)
         cycle = engine.find_cycle([*others, candidate])
         if cycle:
             raise Invalid("rules would trigger each other forever: " + " → ".join(cycle), field="actions")
+        chain = engine.longest_chain([*others, candidate], through=candidate.id)
+        if len(chain) > engine.MAX_CHAIN:
+            raise Invalid(
+                f"a chain of more than {engine.MAX_CHAIN} rules triggering one another: " + " → ".join(chain),
+                field="actions",
+            )
 
 
 def save_rule(
@@ -250,6 +276,9 @@ class Trigger:
     facts: dict[str, Any] | None = None
     extra: dict[str, Any] | None = None
     depth: int = 0
+    # Bring the SLA clocks in line when the rules change the conversation's priority or team
+    # (the pipeline's own SLA step does that for messages; listener events need it here).
+    sync_sla: bool = False
 
 
 def subject_for(session: Session, trig: Trigger) -> engine.Subject:
@@ -364,6 +393,15 @@ def run(session: Session, trig: Trigger) -> list[int]:
     if not rs.by_event.get(trig.event):
         return []
     fired = rs.evaluate(subject_for(session, trig))
+    conv = trig.conversation
+    before = (conv.priority, conv.team_id) if conv is not None else None
+    out = _fire(session, trig, fired)
+    if trig.sync_sla and conv is not None and (conv.priority, conv.team_id) != before:
+        sla.sync(session, conv)  # new targets for the running clocks (scrm.sla.service.retarget)
+    return out
+
+
+def _fire(session: Session, trig: Trigger, fired: list[engine.RuleSpec]) -> list[int]:
     out: list[int] = []
     for spec in fired:
         firing_id = _claim_firing(session, trig, spec)

@@ -14,7 +14,7 @@ from scrm.automation import service
 from scrm.automation.service import Trigger
 from scrm.conversation import assignment
 from scrm.conversation import repository as conversation_repository
-from scrm.models import ChannelAccount, Contact, Conversation
+from scrm.models import ChannelAccount, Contact, Conversation, Message, Team
 from scrm.pipeline import SUBSCRIPTION_EVENTS, PipelineContext, register_step
 from scrm.worker.registry import PermanentJobError, job
 from scrm.worker.runner import JobContext, periodic
@@ -81,6 +81,7 @@ def rules_step(ctx: PipelineContext) -> None:
             text=ctx.event.text or "",
             recipient=ctx.event.sender.external_id,
             extra={"scene": ctx.event.scene, "menu_key": ctx.event.menu_key},
+            sync_sla=True,  # no SLA step runs for subscription events
             **base,
         ),
     )
@@ -105,15 +106,23 @@ def on_event(ctx: JobContext, payload: dict[str, Any]) -> None:
         return
     contact = session.get(Contact, (ws, conv.contact_id))
     account = session.get(ChannelAccount, (ws, conv.channel_account_id))
-    last_in = conversation_repository.last_inbound(session, ws, conv.id)
+    # The message the event is about (a triage correction names it), else the fan's latest.
+    last_in = None
+    if payload.get("message_id"):
+        named = session.get(Message, (ws, int(payload["message_id"])))
+        if named is not None and named.conversation_id == conv.id and named.direction == "in":
+            last_in = named
+    if last_in is None:
+        last_in = conversation_repository.last_inbound(session, ws, conv.id)
     extra: dict[str, Any] = {}
     if payload.get("metric"):
         extra["sla.metric"] = payload["metric"]
     if payload.get("team_id"):
-        from scrm.models import Team
-
         team = session.get(Team, (ws, int(payload["team_id"])))
         extra["outcome.team"] = team.key if team else None
+    if payload["event"] == "conversation.labeled":
+        extra["labels.added"] = [str(x) for x in payload.get("added") or []]
+        extra["labels.removed"] = [str(x) for x in payload.get("removed") or []]
     facts = {"triage": dict(last_in.triage)} if last_in is not None and last_in.triage else {}
     service.run(
         session,
@@ -129,6 +138,7 @@ def on_event(ctx: JobContext, payload: dict[str, Any]) -> None:
             facts=facts,
             extra=extra,
             depth=int(payload.get("depth") or 0),
+            sync_sla=True,
         ),
     )
 

@@ -337,11 +337,17 @@ def update(
         conv.priority = priority
         changes["priority"] = priority
         record_activity(session, conv, "priority", principal.member_id, priority=priority)
+    labeled: dict[str, Any] | None = None
     if labels is not None:
         clean = sorted({label.strip()[:40] for label in labels if label.strip()})
         if clean != conv.labels:
+            before = set(conv.labels or [])
+            added, removed = sorted(set(clean) - before), sorted(before - set(clean))
             conv.labels = clean
             changes["labels"] = clean
+            if added or removed:
+                record_activity(session, conv, "labeled", principal.member_id, added=added, removed=removed)
+                labeled = {"conversation_id": str(conv.id), "added": added, "removed": removed, "depth": 0}
     if status is not None and status != conv.status:
         set_status(session, conv, status, principal.member_id)
         changes["status"] = status
@@ -356,6 +362,9 @@ def update(
             data=changes,
         )
         events.emit(session, ws, "conversation.updated", {"conversation_id": str(conv.id), **changes})
+    if labeled is not None:
+        # An agent's edit reaches the label rules like a rule's own label action does.
+        events.emit(session, ws, "conversation.labeled", labeled)
     return conv
 
 

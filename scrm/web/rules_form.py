@@ -47,7 +47,7 @@ FIELD_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("triage", ("intent", "sentiment", "emotion", "urgency", "is_spam", "triaged", "entities")),
     ("conversation", ("labels", "priority", "status", "team", "assigned", "business_hours")),
-    ("event", ("scene", "menu_key", "sla.metric", "outcome.team")),
+    ("event", ("scene", "menu_key", "sla.metric", "outcome.team", "labels.added", "labels.removed")),
     (
         "contact",
         ("contact.tier", "contact.vip", "contact.followers", "contact.tags", "contact.city", ATTR_FIELD),
