@@ -8,6 +8,7 @@ for a capability ("send this text on this conversation") through :class:`Channel
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -141,3 +142,62 @@ class InboundRejected(Exception):
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
+
+
+class InvalidAccount(ValueError):
+    """A channel account's settings (external id, config or secrets) are not usable; `field`
+    names the offending one. Raised by a channel's account validator, before anything is stored."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+# -- values that JSON storage on SQLite and PostgreSQL accepts -------------------------------------
+# ``json.dumps`` writes NaN/Infinity (PostgreSQL refuses them), cannot write ints past
+# ``sys.get_int_max_str_digits``, and PostgreSQL text refuses NUL and strings that are not
+# valid UTF-8 (a lone surrogate from a ``\ud800`` escape).
+JSON_INT_MIN = -(2**63)
+JSON_INT_MAX = 2**64 - 1
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be stored as text, or None."""
+    if "\x00" in value:
+        return "a NUL character"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a lone surrogate (not valid Unicode)"
+    return None
+
+
+def json_problem(value: object, *, depth: int = 0) -> str | None:
+    """Why `value` (dicts with str keys, lists, tuples, scalars) is not storable JSON, or None."""
+    if isinstance(value, str):
+        return text_problem(value)
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if JSON_INT_MIN <= value <= JSON_INT_MAX else "an integer out of range"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "a non-finite number (NaN or Infinity)"
+    if depth > 64:
+        return "nesting too deep"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return "a key that is not a string"
+            problem = text_problem(key) or json_problem(item, depth=depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, list | tuple):
+        for item in value:
+            problem = json_problem(item, depth=depth + 1)
+            if problem:
+                return problem
+        return None
+    return f"a value of type {type(value).__name__}"

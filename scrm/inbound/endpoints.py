@@ -57,9 +57,12 @@ async def webhook_push(channel_id: int, request: Request) -> Response:
             request.headers, body, account.secrets["secret"], tolerance=settings.webhook_tolerance_seconds
         )
         event = webhook.parse(body, account.id)
+        # Refuses what storage would (NaN, NUL...) alone, before it can join a batch.
+        pending = Batch(
+            account.workspace_id, account.id, "webhook", (event,), body.decode("utf-8", "replace")
+        )
     except InboundRejected as exc:
         return _reject("webhook", exc)
-    pending = Batch(account.workspace_id, account.id, "webhook", (event,), body.decode("utf-8", "replace"))
     (accepted,) = await committer(db).store(pending)  # durable before the answer
     if accepted.new:
         return JSONResponse({"status": "accepted"}, status_code=202)

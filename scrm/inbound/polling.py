@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from scrm.channels import registry
-from scrm.channels.base import ChannelError, RateLimitedError
+from scrm.channels.base import ChannelError, InboundRejected, RateLimitedError
 from scrm.inbound import codec, service
 from scrm.worker.registry import RetryLater, job
 from scrm.worker.runner import JobContext, periodic
@@ -49,14 +49,20 @@ def poll_account(ctx: JobContext, account_id: int) -> int:
     new = 0
     for event in result.events:  # one raw record per item: the parsed item is its own record
         raw = json.dumps(codec.to_json(event), ensure_ascii=False, default=str)
-        accepted = service.accept(
-            session,
-            workspace_id=ctx.workspace_id,
-            channel_account_id=account.id,
-            channel_kind=account.kind,
-            events=[event],
-            raw=raw,
-        )
+        try:
+            accepted = service.accept(
+                session,
+                workspace_id=ctx.workspace_id,
+                channel_account_id=account.id,
+                channel_kind=account.kind,
+                events=[event],
+                raw=raw,
+            )
+        except InboundRejected as exc:  # one unstorable item must not stop every later poll
+            log.warning(
+                "%s account %s: item %s skipped: %s", account.kind, account.id, event.external_id, exc
+            )
+            continue
         new += sum(1 for a in accepted if a.new)
     if result.state != account.state:
         account.state = dict(result.state)  # same transaction as the events above

@@ -8,14 +8,23 @@ timeouts) hits the unique key and enqueues nothing.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from scrm import metrics
-from scrm.channels.base import InboundEvent, Sender
+from scrm.channels.base import (
+    JSON_INT_MAX,
+    JSON_INT_MIN,
+    InboundEvent,
+    InboundRejected,
+    Sender,
+    json_problem,
+    text_problem,
+)
 from scrm.inbound import codec, repository
 from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
@@ -35,13 +44,26 @@ def ordering_key(channel_account_id: int, event: InboundEvent) -> str:
 
 @dataclass(frozen=True)
 class Batch:
-    """The events of one delivery (a push, a webhook request, a poll page) for one account."""
+    """The events of one delivery (a push, a webhook request, a poll page) for one account.
+
+    Building one serialises its events to their stored JSON and checks it (and `raw`) can be
+    stored on SQLite and PostgreSQL: anything else raises ``InboundRejected(400)`` here, in the
+    request, so a bad push never joins a group-commit batch and never fails other pushes'
+    transaction.
+    """
 
     workspace_id: int
     channel_account_id: int
     channel_kind: str
     events: Sequence[InboundEvent]
     raw: str
+    documents: tuple[dict[str, Any], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        problem = text_problem(self.raw)
+        if problem:
+            raise InboundRejected(400, f"the request body holds {problem}")
+        object.__setattr__(self, "documents", tuple(stored_event(e) for e in self.events))
 
 
 def accept(
@@ -62,7 +84,6 @@ def accept(
 _EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(InboundEvent))
 _PLAIN_FIELDS = tuple(name for name in _EVENT_FIELDS if name not in ("sender", "sent_at"))
 _SENDER_FIELDS = tuple(f.name for f in dataclasses.fields(Sender))
-_SCALARS = (str, int, float, bool, type(None))
 
 
 class _NotPlain(Exception):
@@ -70,31 +91,78 @@ class _NotPlain(Exception):
 
 
 def _plain(value: Any) -> Any:
-    """A copy of JSON-shaped `value` (dicts, lists, tuples, scalars); _NotPlain otherwise."""
+    """A copy of JSON-shaped `value` (dicts with str keys, lists, tuples, scalars) that storage
+    accepts; _NotPlain for anything else (other types, NaN/Infinity, huge ints, NUL, lone
+    surrogates), which :func:`stored_event` then looks at closely."""
     kind = type(value)
-    if kind in _SCALARS:
+    if kind is str:
+        if "\x00" in value or (not value.isascii() and text_problem(value)):
+            raise _NotPlain
+        return value
+    if kind is int:
+        if not JSON_INT_MIN <= value <= JSON_INT_MAX:
+            raise _NotPlain
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise _NotPlain
+        return value
+    if kind is bool or value is None:
         return value
     if kind is dict:
-        return {k: _plain(v) for k, v in value.items()}
+        return {_plain_key(k): _plain(v) for k, v in value.items()}
     if kind is list or kind is tuple:
         return kind(_plain(v) for v in value)
     raise _NotPlain
 
 
-def event_json(event: InboundEvent) -> dict[str, Any]:
+def _plain_key(key: Any) -> str:
+    if type(key) is not str or "\x00" in key or (not key.isascii() and text_problem(key)):
+        raise _NotPlain
+    return key
+
+
+def _fast_json(event: InboundEvent) -> dict[str, Any]:
     """``codec.to_json(event)`` (same keys, order and values) without ``dataclasses.asdict``'s
-    recursion and deep copies, which cost more than the rest of storing a push. Anything but
-    plain JSON values inside the event falls back to the codec."""
-    try:
-        data = {name: _plain(getattr(event, name)) for name in _PLAIN_FIELDS}
-        sender = event.sender
-        if type(sender) is not Sender:
-            raise _NotPlain
-        data["sender"] = {name: _plain(getattr(sender, name)) for name in _SENDER_FIELDS}
-    except _NotPlain:
-        return codec.to_json(event)
+    recursion and deep copies, which cost more than the rest of storing a push; _NotPlain when
+    the event holds anything but plain, storable JSON values."""
+    data = {name: _plain(getattr(event, name)) for name in _PLAIN_FIELDS}
+    sender = event.sender
+    if type(sender) is not Sender:
+        raise _NotPlain
+    data["sender"] = {name: _plain(getattr(sender, name)) for name in _SENDER_FIELDS}
     data["sent_at"] = event.sent_at.isoformat()  # as the codec does (an aware datetime)
     return {name: data[name] for name in _EVENT_FIELDS}
+
+
+def event_json(event: InboundEvent) -> dict[str, Any]:
+    """The event as JSON: the fast copy, or the codec's for anything else."""
+    try:
+        return _fast_json(event)
+    except _NotPlain:
+        return codec.to_json(event)
+
+
+def stored_event(event: InboundEvent) -> dict[str, Any]:
+    """The event's stored JSON; ``InboundRejected(400)`` when it holds something SQLite or
+    PostgreSQL would refuse (NaN or Infinity, a NUL, a lone surrogate, an int past 64 bits, a
+    value JSON cannot encode), so that it is refused alone instead of failing a whole batch.
+
+    Channels refuse such input themselves; this is the last line for anything they missed.
+    The fast copy checks as it copies, so a plain event is walked once.
+    """
+    try:
+        return _fast_json(event)
+    except _NotPlain:
+        pass
+    try:
+        document: dict[str, Any] | None = codec.to_json(event)
+    except (TypeError, ValueError, RecursionError):
+        document = None
+    problem = "a value JSON cannot encode" if document is None else json_problem(document)
+    if problem or document is None:
+        raise InboundRejected(400, f"the event holds {problem} and cannot be stored")
+    return document
 
 
 def accept_many(session: Session, batches: Sequence[Batch]) -> list[list[Accepted]]:
@@ -103,7 +171,7 @@ def accept_many(session: Session, batches: Sequence[Batch]) -> list[list[Accepte
     now = utcnow()
     rows: list[dict[str, object]] = []
     for b in batches:
-        for event in b.events:
+        for event, document in zip(b.events, b.documents, strict=True):
             rows.append(
                 {
                     "workspace_id": b.workspace_id,
@@ -111,7 +179,7 @@ def accept_many(session: Session, batches: Sequence[Batch]) -> list[list[Accepte
                     "channel_account_id": b.channel_account_id,
                     "external_id": event.external_id[:200],
                     "kind": event.kind,
-                    "event": event_json(event),
+                    "event": document,
                     "raw": b.raw,
                     "status": "pending",
                     "received_at": now,

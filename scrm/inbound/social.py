@@ -100,7 +100,10 @@ async def handle_push(
             text = answer.reply if isinstance(answer.reply, str) else getattr(answer.reply, "content", "")
             stamp = {**answer.source, "text": text}
             events = (replace(first, metadata={**first.metadata, "passive_reply": stamp}), *events[1:])
-    pending = Batch(account.workspace_id, account.id, kind, events, push.raw.decode("utf-8", "replace"))
+    try:  # refuses what storage would (NaN, NUL...) alone, before it can join a batch
+        pending = Batch(account.workspace_id, account.id, kind, events, push.raw.decode("utf-8", "replace"))
+    except InboundRejected as exc:
+        return _reject(kind, exc)
     await committer(db).store(pending)  # committed before we answer
     if answer_body is not None:
         return Response(answer_body, media_type=adapter.reply_media_type)

@@ -8,6 +8,7 @@ becomes ``kind="unknown"`` with its fields in ``metadata`` (acknowledged, stored
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping
 from typing import Any
 from xml.parsers import expat
@@ -162,19 +163,45 @@ def _text(fields: Mapping[str, Any], name: str) -> str:
 
 
 def _float(fields: Mapping[str, Any], name: str) -> float | None:
+    """A coordinate, scale or precision; None unless it is a finite number (``nan``, ``inf``
+    and ``1e999`` would not survive JSON storage, and no real push sends them)."""
+    text = _text(fields, name)
+    if not text or len(text) > _MAX_NUMBER_CHARS or not text.isascii():
+        return None
     try:
-        return float(_text(fields, name))
+        value = float(text)
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
-def _sent_at(create_time: str) -> dt.datetime:
-    if not create_time.isdigit() or len(create_time) > 13:
+# CreateTime is unix seconds (13 digits: milliseconds, tolerated). Anything outside these
+# bounds is not a real push, and years past 9999 would not even make a datetime.
+MIN_CREATE_TIME = 0
+MAX_CREATE_TIME = 4_102_444_800  # 2100-01-01T00:00:00Z
+_MAX_NUMBER_CHARS = 32
+MAX_TYPE_CHARS = 64
+MAX_USER_CHARS = 128  # an openid is 28 characters; the contact identity column holds 128
+
+
+def create_time_seconds(create_time: str) -> int:
+    """The unix seconds of a CreateTime; InboundRejected(400) unless it is ASCII digits in range.
+
+    ``str.isdigit`` alone also accepts ``²`` or Arabic-Indic digits, which ``int`` then refuses
+    or converts; only ``[0-9]`` is a WeChat timestamp.
+    """
+    if not create_time.isascii() or not create_time.isdigit() or len(create_time) > 13:
         raise InboundRejected(400, "CreateTime is not a unix timestamp")
     seconds = int(create_time)
     if len(create_time) == 13:  # tolerate milliseconds
         seconds //= 1000
-    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+    if not MIN_CREATE_TIME <= seconds <= MAX_CREATE_TIME:
+        raise InboundRejected(400, "CreateTime is out of range")
+    return seconds
+
+
+def _sent_at(create_time: str) -> dt.datetime:
+    return dt.datetime.fromtimestamp(create_time_seconds(create_time), dt.UTC)
 
 
 def parse_message(
@@ -196,15 +223,21 @@ def parse_message(
     if original_id and to_user != original_id:
         raise InboundRejected(403, "ToUserName is not this account")
     from_user = _text(fields, "FromUserName")
+    if len(from_user) > MAX_USER_CHARS or len(to_user) > MAX_USER_CHARS:
+        raise InboundRejected(400, "FromUserName / ToUserName is too long for an openid")
     create_time = _text(fields, "CreateTime")
     sent_at = _sent_at(create_time)
     msg_type = _text(fields, "MsgType").lower()
+    if len(msg_type) > MAX_TYPE_CHARS or len(_text(fields, "Event")) > MAX_TYPE_CHARS:
+        raise InboundRejected(400, "MsgType / Event is too long")
     sender = Sender(external_id=from_user, namespace=namespace)
     metadata: dict[str, Any] = {"to": to_user, "create_time": int(create_time), **(extra_metadata or {})}
     base: dict[str, Any] = {"sender": sender, "sent_at": sent_at, "msg_type": msg_type, "metadata": metadata}
     if msg_type == "event":
         return _event(fields, base, from_user, create_time)
     msg_id = _text(fields, "MsgId")
+    if msg_id and not (msg_id.isascii() and msg_id.isdigit() and len(msg_id) <= 20):
+        raise InboundRejected(400, "MsgId is not a 64-bit id")
     # Messages dedup on MsgId; an odd message without one falls back to the event recipe.
     external_id = msg_id or f"{from_user}:{create_time}:{msg_type}"
     if msg_id:

@@ -49,7 +49,7 @@ def _param(query: Mapping[str, str], name: str, limit: int = _MAX_PARAM) -> str:
 
 def _timestamp(query: Mapping[str, str]) -> str:
     timestamp = _param(query, "timestamp")
-    if not timestamp.isdigit() or len(timestamp) > 13:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 13:
         raise InboundRejected(400, "timestamp must be a unix time")
     return timestamp
 

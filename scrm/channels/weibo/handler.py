@@ -48,7 +48,7 @@ def _param(query: Mapping[str, str], name: str) -> str:
 
 def _check_signature(query: Mapping[str, str], account: WeiboAccountConfig) -> str:
     timestamp = _param(query, "timestamp")
-    if not timestamp.isdigit() or len(timestamp) > 13:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 13:
         raise InboundRejected(400, "timestamp must be a unix time")
     nonce = _param(query, "nonce")
     secret = account.app_secret.get_secret_value()

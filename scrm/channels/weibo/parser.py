@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
-from scrm.channels.base import EventKind, InboundEvent, InboundRejected, Sender
+from scrm.channels.base import EventKind, InboundEvent, InboundRejected, Sender, json_problem
 from scrm.channels.weibo.config import NAMESPACE
 
 MAX_BODY = 256 * 1024
@@ -23,18 +24,41 @@ _MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
 _SCENE_PREFIXES = ("qrscene_", "QR_LIMIT_STR_SCENE_", "QR_LIMIT_SCENE_", "QR_STR_SCENE_", "QR_SCENE_")
 
 
+# created_at outside these years is not a real push (and a year past 9999 is not a datetime).
+MIN_YEAR, MAX_YEAR = 1970, 2100
+_MAX_ID_DIGITS = 20  # Weibo ids are int64
+_MAX_NUMBER_CHARS = 32
+_MAX_TYPE_CHARS = 32
+
+
+def _ascii_int(text: str) -> int:
+    """``int`` of ``[0-9]+`` only: ``int()`` alone takes ``٣``, ``+1``, `` 1`` and ``1_0``."""
+    if not text.isascii() or not text.isdigit():
+        raise ValueError("not a number")
+    return int(text)
+
+
 def parse_created_at(value: Any) -> dt.datetime:
-    """``"Mon Jul 16 18:09:20 +0800 2012"`` → aware UTC datetime (locale independent)."""
-    if not isinstance(value, str):
+    """``"Mon Jul 16 18:09:20 +0800 2012"`` → aware UTC datetime (locale independent).
+
+    ValueError for anything else, including years outside 1970-2100 and non-ASCII digits.
+    """
+    if not isinstance(value, str) or len(value) > 64:
         raise ValueError("created_at must be a string")
     parts = value.split()
     if len(parts) != 6 or parts[1] not in _MONTHS or len(parts[4]) != 5 or parts[4][0] not in "+-":
         raise ValueError("bad created_at")
-    hh, mm, ss = (int(x) for x in parts[3].split(":"))
+    clock = parts[3].split(":")
+    if len(clock) != 3 or len(parts[5]) != 4:
+        raise ValueError("bad created_at")
+    hh, mm, ss = (_ascii_int(x) for x in clock)
     offset = parts[4]
     sign = 1 if offset[0] == "+" else -1
-    tz = dt.timezone(sign * dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
-    local = dt.datetime(int(parts[5]), _MONTHS[parts[1]], int(parts[2]), hh, mm, ss, tzinfo=tz)
+    tz = dt.timezone(sign * dt.timedelta(hours=_ascii_int(offset[1:3]), minutes=_ascii_int(offset[3:5])))
+    year = _ascii_int(parts[5])
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise ValueError("created_at is out of range")
+    local = dt.datetime(year, _MONTHS[parts[1]], _ascii_int(parts[2]), hh, mm, ss, tzinfo=tz)
     return local.astimezone(dt.UTC)
 
 
@@ -51,8 +75,23 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as inf, which no JSON column stores
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_ID_DIGITS:
+        raise ValueError(f"integer {text[:20]}… is out of range")
+    return int(text)
+
+
 def loads_strict(body: bytes, *, max_body: int = MAX_BODY) -> Any:
-    """Size-capped, UTF-8 only JSON without duplicate keys or NaN; 4xx on anything else."""
+    """Size-capped, UTF-8 only JSON without duplicate keys, NaN/Infinity, numbers out of range,
+    NUL characters or lone surrogates (``\\ud800``): 4xx on anything else, so what is accepted
+    is storable JSON on SQLite and PostgreSQL."""
     if len(body) > max_body:
         raise InboundRejected(413, f"body larger than {max_body} bytes")
     try:
@@ -60,20 +99,33 @@ def loads_strict(body: bytes, *, max_body: int = MAX_BODY) -> Any:
     except UnicodeDecodeError:
         raise InboundRejected(400, "body is not UTF-8") from None
     try:
-        return json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_no_constants)
+        value = json.loads(
+            text,
+            object_pairs_hook=_reject_duplicates,
+            parse_constant=_no_constants,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+        )
     except RecursionError:
         raise InboundRejected(400, "JSON nested too deeply") from None
     except ValueError as exc:
         raise InboundRejected(400, f"malformed JSON ({str(exc)[:80]})") from None
+    # Raw control characters and invalid UTF-8 are refused above; a NUL or a lone surrogate can
+    # only come from a \u escape, so the walk runs only for bodies that have one.
+    if "\\u" in text:
+        problem = json_problem(value)
+        if problem:
+            raise InboundRejected(400, f"JSON holds {problem}")
+    return value
 
 
 def _id(value: Any, name: str) -> str:
     """Weibo int64 ids arrive as numbers or digit strings; anything else is malformed."""
     if isinstance(value, bool):
         raise InboundRejected(400, f"{name} is not an id")
-    if isinstance(value, int) and value >= 0:
+    if isinstance(value, int) and 0 <= value < 2**64:
         return str(value)
-    if isinstance(value, str) and value.isdigit() and len(value) <= 20:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= _MAX_ID_DIGITS:
         return value
     raise InboundRejected(400, f"missing or invalid {name}")
 
@@ -83,10 +135,27 @@ def _str(value: Any) -> str:
 
 
 def _float(value: Any) -> float | None:
-    try:
-        return float(value) if not isinstance(value, bool) else None
-    except (TypeError, ValueError):
+    """A coordinate: a finite number, or None (``"nan"``, ``"Infinity"`` and ``"1e999"`` are not)."""
+    if isinstance(value, bool):
         return None
+    if isinstance(value, str) and (len(value) > _MAX_NUMBER_CHARS or not value.isascii()):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _thread_id(value: Any) -> str | None:
+    """A status / comment id (int64, or a base62 ``mid``) as text; None for anything else."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return str(value) if 0 <= value < 2**64 else None
+    if isinstance(value, str) and 0 < len(value) <= 64 and value.isascii() and value.isalnum():
+        return value
+    return None
 
 
 def _scene(key: str) -> str:
@@ -103,6 +172,8 @@ def parse_push_payload(payload: Any, *, receiver_uid: str | None = None) -> Inbo
     msg_type = payload.get("type")
     if not isinstance(msg_type, str) or not msg_type:
         raise InboundRejected(400, "missing type")
+    if len(msg_type) > _MAX_TYPE_CHARS:
+        raise InboundRejected(400, "type is too long")
     sender_id = _id(payload.get("sender_id"), "sender_id")
     receiver_id = _id(payload.get("receiver_id"), "receiver_id")
     if receiver_uid and receiver_id != receiver_uid:
@@ -119,6 +190,8 @@ def parse_push_payload(payload: Any, *, receiver_uid: str | None = None) -> Inbo
         raise InboundRejected(400, "data must be an object")
     text = _str(payload.get("text"))
     subtype = _str(data.get("subtype")) if msg_type == "event" else ""
+    if len(subtype) > _MAX_TYPE_CHARS:
+        raise InboundRejected(400, "data.subtype is too long")
     metadata: dict[str, Any] = {"receiver_id": receiver_id, "type": msg_type, "created_at": created_at}
     # sender_id + created_at is the documented key; type/subtype keeps same-second events apart.
     external_id = f"{sender_id}:{int(sent_at.timestamp())}:{subtype or msg_type}"
@@ -164,19 +237,19 @@ def parse_push_payload(payload: Any, *, receiver_uid: str | None = None) -> Inbo
         elif subtype == "mention":
             kind = "mention"
             extra.update(text=text, visibility="public")
-            status_id = data.get("status_id") or data.get("mid") or data.get("id")
+            status_id = _thread_id(data.get("status_id") or data.get("mid") or data.get("id"))
             if status_id is not None:
-                extra["thread_key"] = _str(status_id)
-                metadata["status_id"] = _str(status_id)
+                extra["thread_key"] = status_id
+                metadata["status_id"] = status_id
             metadata["data"] = data
             # A mention push that names its status / comment dedups with the poller's import
             # of the same item, and a reply to it goes out as a comment reply.
-            comment_id = data.get("comment_id")
-            if comment_id is not None and _str(comment_id).isdigit():
-                metadata["comment_id"] = _str(comment_id)
-                common["external_id"] = f"comment:{_str(comment_id)}"
-            elif status_id is not None and _str(status_id).isdigit():
-                common["external_id"] = f"status:{_str(status_id)}"
+            comment_id = _thread_id(data.get("comment_id"))
+            if comment_id is not None and comment_id.isdigit():
+                metadata["comment_id"] = comment_id
+                common["external_id"] = f"comment:{comment_id}"
+            elif status_id is not None and status_id.isdigit():
+                common["external_id"] = f"status:{status_id}"
         else:
             kind = "unknown"
             metadata["data"] = data
@@ -196,7 +269,7 @@ def _user_sender(user: Any) -> Sender:
     attributes = {
         k: user[k]
         for k in ("verified", "verified_type", "location", "gender", "friends_count", "statuses_count")
-        if k in user
+        if k in user and json_problem(user[k]) is None
     }
     return Sender(
         external_id=_str(user.get("idstr") or user.get("id")),
