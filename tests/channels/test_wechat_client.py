@@ -16,12 +16,14 @@ from scrm.channels.wechat.errors import (
     RecipientUnsubscribedError,
     ServiceQuotaExceededError,
     ServiceWindowClosedError,
+    SubscriptionRefusedError,
     WechatCredentialsError,
     WechatPermanentError,
     WechatRateLimitedError,
     WechatTokenError,
 )
 from scrm.channels.wechat.fake import FakeWechatServer
+from scrm.channels.wechat.menu import MenuError
 from scrm.channels.wechat.tokens import CachedToken, InMemoryTokenStore
 
 SECRET = "s3cr3t-app-secret"
@@ -410,3 +412,169 @@ def test_in_service_window(
 def test_in_service_window_requires_aware_datetimes() -> None:
     with pytest.raises(ValueError):
         in_service_window(dt.datetime(2025, 1, 1), 0, T0)
+
+
+# -- subscription messages ----------------------------------------------------------------
+
+
+def test_subscription_message_wire_format_and_consent(client: WechatClient, fake: FakeWechatServer) -> None:
+    fake.grant_subscription(FAN, "SUB_TPL")
+    message = OutboundMessage(
+        idempotency_key="s1",
+        recipient=FAN,
+        msg_type="subscribe",
+        payload={
+            "template_id": "SUB_TPL",
+            "data": {"thing1": "行李已找到"},
+            "page": "https://brand.example/c/1",
+        },
+    )
+    client.send(message)
+    (request,) = fake.requests_to("/cgi-bin/message/subscribe/bizsend")
+    assert request.json() == {
+        "touser": FAN,
+        "template_id": "SUB_TPL",
+        "data": {"thing1": {"value": "行李已找到"}},
+        "page": "https://brand.example/c/1",
+    }
+    # The one-time consent is used up: WeChat answers 43101, a typed, permanent error.
+    with pytest.raises(SubscriptionRefusedError) as info:
+        client.send(message)
+    assert info.value.errcode == 43101 and "consent" in str(info.value)
+    assert not info.value.retryable
+    with pytest.raises(PermanentChannelError):  # no template id: refused before any call
+        client.send(OutboundMessage(idempotency_key="s2", recipient=FAN, msg_type="subscribe"))
+    assert len(fake.requests_to("/cgi-bin/message/subscribe/bizsend")) == 2
+
+
+def test_subscription_message_with_bad_data_is_47003(client: WechatClient, fake: FakeWechatServer) -> None:
+    fake.grant_subscription(FAN, "SUB_TPL")
+    with pytest.raises(WechatPermanentError) as info:
+        client.send_subscribe(FAN, "SUB_TPL", {"thing1": {"value": ""}})
+    assert info.value.errcode == 47003
+    assert fake.subscriptions_sent == []
+
+
+# -- QR codes, menus, tags: hostile input and the new calls --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scene", "permanent", "expire"),
+    [
+        (0, False, 3600),
+        (-5, False, 3600),
+        (2**32, False, 3600),
+        (100_001, True, 0),
+        (True, False, 3600),
+        ("", False, 3600),
+        ("x" * 65, False, 3600),
+        ("a\nb", True, 0),
+        (" padded", True, 0),
+        ("\ud800", True, 0),
+        (1.5, False, 3600),
+        (7, False, 59),
+        (7, False, 2_592_001),
+    ],
+)
+def test_bad_qrcode_requests_never_reach_wechat(
+    client: WechatClient, fake: FakeWechatServer, scene: Any, permanent: bool, expire: int
+) -> None:
+    with pytest.raises(ValueError):
+        client.create_qrcode(scene, permanent=permanent, expire_seconds=expire)
+    assert fake.requests == []
+
+
+def test_qrcode_scene_str_of_64_characters_is_fine(client: WechatClient, fake: FakeWechatServer) -> None:
+    code = client.create_qrcode("场" * 64, expire_seconds=60)
+    assert fake.qrcodes[0]["action_name"] == "QR_STR_SCENE" and code.expire_seconds == 60
+
+
+@pytest.mark.parametrize(
+    ("buttons", "path"),
+    [
+        ([], "button"),
+        ("click", "button"),
+        ([{"type": "click", "name": "一二三四五六", "key": "k"}], "button[0].name"),  # 18 bytes
+        ([{"type": "click", "name": "ok"}], "button[0].key"),
+        ([{"type": "click", "name": "ok", "key": "k" * 129}], "button[0].key"),
+        ([{"type": "view", "name": "ok", "url": "javascript:alert(1)"}], "button[0].url"),
+        ([{"type": "teleport", "name": "ok"}], "button[0].type"),
+        ([{"type": "click", "name": "ok", "key": "k", "evil": 1}], "button[0].evil"),
+        (
+            [{"name": "p", "sub_button": [{"name": "s", "sub_button": [{"name": "t"}]}]}],
+            "button[0].sub_button[0]",
+        ),
+        ([{"name": "p", "sub_button": "nope"}], "button[0].sub_button"),
+        ([{"type": "click", "name": "a\x00", "key": "k"}], "button[0].name"),
+        (
+            [{"type": "miniprogram", "name": "mp", "url": "https://x.example", "appid": "wx1"}],
+            "button[0].pagepath",
+        ),
+        ([1], "button[0]"),
+    ],
+)
+def test_bad_menus_name_the_field_and_never_reach_wechat(
+    client: WechatClient, fake: FakeWechatServer, buttons: Any, path: str
+) -> None:
+    with pytest.raises(MenuError) as info:
+        client.create_menu(buttons)
+    assert info.value.path.startswith(path)
+    assert fake.requests == []
+
+
+def test_tag_update_delete_getidlist_and_fans(client: WechatClient, fake: FakeWechatServer) -> None:
+    vip = client.create_tag("VIP")
+    new = client.create_tag("新客")
+    client.batch_tag([FAN, "oOTHER"], vip.id)
+    client.batch_tag([FAN], new.id)
+    assert client.fan_tag_ids(FAN) == sorted([vip.id, new.id])
+    fans, cursor = client.tag_fans(vip.id)
+    assert sorted(fans) == sorted([FAN, "oOTHER"]) and cursor == ""
+    client.update_tag(vip.id, "超级VIP")
+    assert {t.id: t.name for t in client.get_tags()}[vip.id] == "超级VIP"
+    with pytest.raises(WechatPermanentError) as info:
+        client.update_tag(new.id, "超级VIP")  # the name is taken
+    assert info.value.errcode == 45157
+    client.batch_untag([FAN], vip.id)
+    assert client.fan_tag_ids(FAN) == [new.id]
+    client.delete_tag(new.id)
+    assert client.fan_tag_ids(FAN) == []
+    with pytest.raises(WechatPermanentError) as info:
+        client.delete_tag(new.id)
+    assert info.value.errcode == 45159
+    assert "no such tag" in str(info.value)
+
+
+@pytest.mark.parametrize("call", ["update", "delete"])
+def test_reserved_tags_are_refused_before_any_call(
+    client: WechatClient, fake: FakeWechatServer, call: str
+) -> None:
+    for tag_id in (0, 1, 2):
+        with pytest.raises(ValueError, match="reserved"):
+            client.update_tag(tag_id, "x") if call == "update" else client.delete_tag(tag_id)
+    assert fake.requests == []
+
+
+def test_bad_openids_and_tag_ids_are_refused_before_any_call(
+    client: WechatClient, fake: FakeWechatServer
+) -> None:
+    for openids in ([], [""], ["o" * 65], ["o x"], [123], ["o\n"]):
+        with pytest.raises(ValueError):
+            client.batch_tag(openids, 100)
+    for tag_id in (-1, True, "100", 2**31):
+        with pytest.raises(ValueError):
+            client.batch_tag([FAN], tag_id)
+    with pytest.raises(ValueError):
+        client.fan_tag_ids("")
+    with pytest.raises(ValueError):
+        client.create_tag("  ")
+    assert fake.requests == []
+
+
+def test_a_fan_with_twenty_tags_gets_no_more(client: WechatClient, fake: FakeWechatServer) -> None:
+    tags = [client.create_tag(f"t{i}") for i in range(21)]
+    for tag in tags[:20]:
+        client.batch_tag([FAN], tag.id)
+    with pytest.raises(WechatPermanentError) as info:
+        client.batch_tag([FAN], tags[20].id)
+    assert info.value.errcode == 45059

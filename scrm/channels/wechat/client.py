@@ -28,6 +28,7 @@ from scrm.channels.base import (
 )
 from scrm.channels.wechat.config import WechatAccountConfig
 from scrm.channels.wechat.errors import TOKEN_INVALID_CODES, WechatCredentialsError, error_for
+from scrm.channels.wechat.menu import validate_buttons
 from scrm.channels.wechat.tokens import CachedToken, TokenStore, utcnow
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,14 @@ log = logging.getLogger(__name__)
 SERVICE_WINDOW = dt.timedelta(hours=48)
 SERVICE_WINDOW_MESSAGES = 5
 MAX_TEMP_QR_SECONDS = 2_592_000
+MIN_TEMP_QR_SECONDS = 60
 MAX_PERMANENT_SCENE_ID = 100_000
+MAX_TEMP_SCENE_ID = 2**32 - 1
+MAX_SCENE_STR = 64
+MAX_TAG_NAME_BYTES = 30
+RESERVED_TAG_IDS = frozenset({0, 1, 2})  # 星标组 and the system groups: WeChat refuses edits (45058)
+MAX_TAG_BATCH = 50
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")  # and lone surrogates (not UTF-8)
 
 
 def in_service_window(
@@ -250,6 +258,15 @@ class WechatClient:
                 miniprogram=payload.get("miniprogram"),
             )
             return SendResult(external_message_id=msgid, raw={"msgid": msgid})
+        if kind == "subscribe":
+            raw = self.send_subscribe(
+                message.recipient,
+                _required(payload, "template_id"),
+                payload.get("data") or {},
+                page=payload.get("page"),
+                miniprogram=payload.get("miniprogram"),
+            )
+            return SendResult(external_message_id=None, raw=raw)
         if kind == "text":
             if not message.text:
                 raise PermanentChannelError("empty text message", code="invalid_message")
@@ -307,28 +324,43 @@ class WechatClient:
         result = self.call("message/template/send", "/cgi-bin/message/template/send", body)
         return str(result.get("msgid", ""))
 
+    def send_subscribe(
+        self,
+        openid: str,
+        template_id: str,
+        data: Mapping[str, Any],
+        *,
+        page: str | None = None,
+        miniprogram: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Send a subscription message (``message/subscribe/bizsend``, reference §1.5).
+
+        Needs the fan's prior consent for `template_id` (one message per consent for one-time
+        templates); without it WeChat answers 43101 (:class:`SubscriptionRefusedError`).
+        `data` values are strings or ``{"value": ...}``; `page` is a web page URL opened from
+        the message, `miniprogram` ``{"appid", "pagepath"}`` a mini program page.
+        """
+        body: dict[str, Any] = {
+            "touser": openid,
+            "template_id": template_id,
+            "data": {k: v if isinstance(v, Mapping) else {"value": str(v)} for k, v in data.items()},
+        }
+        if page:
+            body["page"] = str(page)
+        if miniprogram:
+            body["miniprogram"] = dict(miniprogram)
+        return self.call("message/subscribe/bizsend", "/cgi-bin/message/subscribe/bizsend", body)
+
     # -- QR codes, menu, tags -----------------------------------------------------------
 
     def create_qrcode(
         self, scene: int | str, *, permanent: bool = False, expire_seconds: int = MAX_TEMP_QR_SECONDS
     ) -> QrCode:
-        """A QR code carrying `scene` (int → ``scene_id``, str → ``scene_str``)."""
-        if isinstance(scene, int):
-            limit = MAX_PERMANENT_SCENE_ID if permanent else 2**32 - 1
-            if not 1 <= scene <= limit:
-                raise ValueError(f"scene_id must be in 1..{limit}")
-            scene_info: dict[str, Any] = {"scene_id": scene}
-            action = "QR_LIMIT_SCENE" if permanent else "QR_SCENE"
-        else:
-            if not 1 <= len(scene) <= 64:
-                raise ValueError("scene_str must be 1 to 64 characters")
-            scene_info = {"scene_str": scene}
-            action = "QR_LIMIT_STR_SCENE" if permanent else "QR_STR_SCENE"
-        body: dict[str, Any] = {"action_name": action, "action_info": {"scene": scene_info}}
-        if not permanent:
-            if not 60 <= expire_seconds <= MAX_TEMP_QR_SECONDS:
-                raise ValueError(f"expire_seconds must be in 60..{MAX_TEMP_QR_SECONDS}")
-            body["expire_seconds"] = expire_seconds
+        """A QR code carrying `scene` (int → ``scene_id``, str → ``scene_str``).
+
+        Raises ValueError, before any call, for a scene or lifetime WeChat would refuse.
+        """
+        body = qrcode_body(scene, permanent=permanent, expire_seconds=expire_seconds)
         data = self.call("qrcode/create", "/cgi-bin/qrcode/create", body)
         ticket = str(data.get("ticket", ""))
         return QrCode(
@@ -339,13 +371,12 @@ class WechatClient:
         )
 
     def create_menu(self, buttons: Sequence[Mapping[str, Any]]) -> None:
-        """Replace the custom menu: at most 3 buttons, each with at most 5 ``sub_button``."""
-        if not 1 <= len(buttons) <= 3:
-            raise ValueError("a menu has 1 to 3 top-level buttons")
-        for button in buttons:
-            if len(button.get("sub_button") or []) > 5:
-                raise ValueError("a menu button has at most 5 sub-buttons")
-        self.call("menu/create", "/cgi-bin/menu/create", {"button": [dict(b) for b in buttons]})
+        """Replace the custom menu: at most 3 buttons, each with at most 5 ``sub_button``.
+
+        The whole menu is checked first (:func:`scrm.channels.wechat.menu.validate_buttons`):
+        a :class:`~scrm.channels.wechat.menu.MenuError` (a ValueError) names the bad field.
+        """
+        self.call("menu/create", "/cgi-bin/menu/create", {"button": validate_buttons(buttons)})
 
     def get_menu(self) -> dict[str, Any]:
         return self.call("menu/get", "/cgi-bin/menu/get", method="GET")
@@ -354,18 +385,55 @@ class WechatClient:
         self.call("menu/delete", "/cgi-bin/menu/delete", method="GET")
 
     def create_tag(self, name: str) -> WechatTag:
-        if not name or len(name.encode("utf-8")) > 30:
-            raise ValueError("a tag name is 1 to 30 bytes")
+        name = check_tag_name(name)
         data = self.call("tags/create", "/cgi-bin/tags/create", {"tag": {"name": name}})
         tag = data.get("tag") or {}
-        return WechatTag(id=int(tag.get("id", 0)), name=str(tag.get("name", name)))
+        try:
+            return WechatTag(id=int(tag.get("id", 0)), name=str(tag.get("name", name)))
+        except (TypeError, ValueError):
+            raise ChannelError("WeChat tags/create returned no tag id", code="bad_response") from None
+
+    def update_tag(self, tag_id: int, name: str) -> None:
+        """Rename a tag (``tags/update``); the reserved tags 0, 1, 2 cannot be changed."""
+        check_tag_id(tag_id, editable=True)
+        name = check_tag_name(name)
+        self.call("tags/update", "/cgi-bin/tags/update", {"tag": {"id": tag_id, "name": name}})
+
+    def delete_tag(self, tag_id: int) -> None:
+        """Delete a tag (``tags/delete``); WeChat refuses tags with more than 100,000 fans (45057)."""
+        check_tag_id(tag_id, editable=True)
+        self.call("tags/delete", "/cgi-bin/tags/delete", {"tag": {"id": tag_id}})
+
+    def fan_tag_ids(self, openid: str) -> list[int]:
+        """The tag ids of one fan (``tags/getidlist``)."""
+        check_openids([openid])
+        data = self.call("tags/getidlist", "/cgi-bin/tags/getidlist", {"openid": openid})
+        ids = data.get("tagid_list") or []
+        if not isinstance(ids, list):
+            raise ChannelError("WeChat tags/getidlist returned unexpected JSON", code="bad_response")
+        return [int(i) for i in ids if isinstance(i, int) and not isinstance(i, bool)]
+
+    def tag_fans(self, tag_id: int, next_openid: str = "") -> tuple[list[str], str]:
+        """One page (up to 10,000) of a tag's fans (``user/tag/get``) and the next cursor ("" at the end)."""
+        check_tag_id(tag_id, editable=False)
+        data = self.call(
+            "user/tag/get", "/cgi-bin/user/tag/get", {"tagid": tag_id, "next_openid": next_openid}
+        )
+        page = data.get("data")
+        openids = page.get("openid") if isinstance(page, dict) else None
+        if not isinstance(openids, list):
+            openids = []
+        return [str(o) for o in openids], str(data.get("next_openid") or "")
 
     def get_tags(self) -> list[WechatTag]:
         data = self.call("tags/get", "/cgi-bin/tags/get", method="GET")
-        return [
-            WechatTag(id=int(t["id"]), name=str(t.get("name", "")), count=int(t.get("count", 0)))
-            for t in data.get("tags") or []
-        ]
+        try:
+            return [
+                WechatTag(id=int(t["id"]), name=str(t.get("name", "")), count=int(t.get("count", 0)))
+                for t in data.get("tags") or []
+            ]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ChannelError("WeChat tags/get returned unexpected JSON", code="bad_response") from None
 
     def batch_tag(self, openids: Sequence[str], tag_id: int) -> None:
         """Tag up to 50 fans per call (larger lists are split)."""
@@ -375,9 +443,69 @@ class WechatClient:
         self._batch("tags/members/batchuntagging", openids, tag_id)
 
     def _batch(self, api: str, openids: Sequence[str], tag_id: int) -> None:
-        for start in range(0, len(openids), 50):
-            chunk = list(openids[start : start + 50])
+        check_tag_id(tag_id, editable=False)
+        check_openids(openids)
+        for start in range(0, len(openids), MAX_TAG_BATCH):
+            chunk = list(openids[start : start + MAX_TAG_BATCH])
             self.call(api, f"/cgi-bin/{api}", {"openid_list": chunk, "tagid": tag_id})
+
+
+def qrcode_body(scene: int | str, *, permanent: bool, expire_seconds: int) -> dict[str, Any]:
+    """The ``qrcode/create`` body, or ValueError for a scene / lifetime WeChat would refuse."""
+    if isinstance(scene, bool):
+        raise ValueError("scene must be an integer id or a string")
+    if isinstance(scene, int):
+        limit = MAX_PERMANENT_SCENE_ID if permanent else MAX_TEMP_SCENE_ID
+        if not 1 <= scene <= limit:
+            raise ValueError(f"scene_id must be in 1..{limit}")
+        scene_info: dict[str, Any] = {"scene_id": scene}
+        action = "QR_LIMIT_SCENE" if permanent else "QR_SCENE"
+    elif isinstance(scene, str):
+        if not 1 <= len(scene) <= MAX_SCENE_STR:
+            raise ValueError(f"scene_str must be 1 to {MAX_SCENE_STR} characters")
+        if _CONTROL_CHARS.search(scene) or scene != scene.strip():
+            raise ValueError("scene_str must not contain control characters or surrounding spaces")
+        scene_info = {"scene_str": scene}
+        action = "QR_LIMIT_STR_SCENE" if permanent else "QR_STR_SCENE"
+    else:
+        raise ValueError("scene must be an integer id or a string")
+    body: dict[str, Any] = {"action_name": action, "action_info": {"scene": scene_info}}
+    if not permanent:
+        if isinstance(expire_seconds, bool) or not isinstance(expire_seconds, int):
+            raise ValueError("expire_seconds must be an integer")
+        if not MIN_TEMP_QR_SECONDS <= expire_seconds <= MAX_TEMP_QR_SECONDS:
+            raise ValueError(f"expire_seconds must be in {MIN_TEMP_QR_SECONDS}..{MAX_TEMP_QR_SECONDS}")
+        body["expire_seconds"] = expire_seconds
+    return body
+
+
+def check_tag_name(name: Any) -> str:
+    if not isinstance(name, str):
+        raise ValueError("a tag name must be a string")
+    name = name.strip()
+    if _CONTROL_CHARS.search(name):
+        raise ValueError("a tag name must not contain control characters")
+    if not name or len(name.encode("utf-8")) > MAX_TAG_NAME_BYTES:
+        raise ValueError(f"a tag name is 1 to {MAX_TAG_NAME_BYTES} bytes (UTF-8; a Chinese character is 3)")
+    return name
+
+
+def check_tag_id(tag_id: Any, *, editable: bool) -> int:
+    if isinstance(tag_id, bool) or not isinstance(tag_id, int) or not 0 <= tag_id < 2**31:
+        raise ValueError("a tag id is a non-negative integer")
+    if editable and tag_id in RESERVED_TAG_IDS:
+        raise ValueError("tags 0, 1 and 2 are reserved by WeChat and cannot be renamed or deleted")
+    return tag_id
+
+
+def check_openids(openids: Sequence[Any]) -> None:
+    if not openids:
+        raise ValueError("give at least one openid")
+    for openid in openids:
+        if not isinstance(openid, str) or not 1 <= len(openid) <= 64 or not openid.isascii():
+            raise ValueError("an openid is 1 to 64 ASCII characters")
+        if _CONTROL_CHARS.search(openid) or " " in openid:
+            raise ValueError("an openid must not contain spaces or control characters")
 
 
 def _required(payload: Mapping[str, Any], key: str) -> str:

@@ -35,6 +35,12 @@ class ServiceQuotaExceededError(WechatPermanentError):
     code = "wechat_service_quota"
 
 
+class SubscriptionRefusedError(WechatPermanentError):
+    """43101: the fan has not accepted this subscription message (or used up a one-time consent)."""
+
+    code = "wechat_subscription_refused"
+
+
 class RecipientUnsubscribedError(WechatPermanentError):
     """43004: the recipient no longer follows the account."""
 
@@ -77,6 +83,25 @@ _MESSAGES = {
     40125: "invalid AppSecret",
     40013: "invalid AppID",
     48001: "the account is not authorised for this API",
+    43101: "the fan has not accepted this subscription message (no consent, or a one-time consent used up)",
+    47003: "a template/subscription data field is missing or has the wrong format",
+    40016: "invalid number of menu buttons",
+    40017: "invalid menu button type",
+    40018: "menu button name too long",
+    40019: "menu button key too long",
+    40020: "menu button URL too long",
+    40023: "invalid number of sub-buttons",
+    40053: "invalid QR code action or scene",
+    46003: "the account has no custom menu",
+    45056: "too many tags (at most 100 per account)",
+    45057: "the tag has more than 100,000 fans and cannot be deleted directly",
+    45058: "tags 0, 1 and 2 are reserved and cannot be changed",
+    45059: "a fan would have more than 20 tags",
+    45157: "the tag name is already used (or invalid)",
+    45158: "the tag name is longer than 30 bytes",
+    45159: "no such tag id",
+    40032: "at most 50 openids per call",
+    49003: "the openid does not belong to this account",
 }
 
 
@@ -95,6 +120,8 @@ def error_for(errcode: int, errmsg: str, api: str) -> ChannelError:
         error = ServiceQuotaExceededError(message)
     elif errcode == 43004:
         error = RecipientUnsubscribedError(message)
+    elif errcode == 43101:
+        error = SubscriptionRefusedError(message)
     elif errcode in _CREDENTIALS:
         error = WechatCredentialsError(message)
     else:

@@ -218,7 +218,12 @@ class _Token:
 
 class FakeWechatServer(FakeHttpServer):
     """Fake ``api.weixin.qq.com``: stable_token, message/custom/send, message/template/send,
-    qrcode/create, menu/create|get|delete, tags/create|get, tags/members/batch(un)tagging."""
+    message/subscribe/bizsend, qrcode/create, menu/create|get|delete,
+    tags/create|get|update|delete, tags/members/batch(un)tagging, tags/getidlist, user/tag/get.
+
+    Subscription messages need consent: :meth:`grant_subscription` (one message per grant,
+    like a one-time template); without it bizsend answers 43101.
+    """
 
     def __init__(
         self,
@@ -238,12 +243,15 @@ class FakeWechatServer(FakeHttpServer):
         self.tokens: list[_Token] = []
         self.sent: list[dict[str, Any]] = []  # customer-service bodies accepted
         self.templates_sent: list[dict[str, Any]] = []
+        self.subscriptions_sent: list[dict[str, Any]] = []
+        self.subscription_consents: dict[tuple[str, str], int] = {}
         self.qrcodes: list[dict[str, Any]] = []
         self.menu: dict[str, Any] | None = None
         self.tags: dict[int, dict[str, Any]] = {}
         self.tagged: dict[int, set[str]] = {}
         self.closed_windows: set[str] = set()
         self._ids = itertools.count(1000)
+        self._tag_ids = itertools.count(100)  # WeChat's own tags start at 100 (0-2 are reserved)
         self._errcodes: list[tuple[str | None, int]] = []
 
     def errcode_next(self, errcode: int, n: int = 1, *, path: str | None = None) -> None:
@@ -260,6 +268,12 @@ class FakeWechatServer(FakeHttpServer):
         with self._lock:
             for token in self.tokens:
                 token.revoked = True
+
+    def grant_subscription(self, openid: str, template_id: str, times: int = 1) -> None:
+        """`openid` accepts `times` more subscription messages of `template_id`."""
+        with self._lock:
+            key = (openid, template_id)
+            self.subscription_consents[key] = self.subscription_consents.get(key, 0) + times
 
     def close_window(self, openid: str) -> None:
         """Customer-service sends to `openid` now fail with 45015."""
@@ -331,11 +345,36 @@ class FakeWechatServer(FakeHttpServer):
         self.templates_sent.append({**body, "msgid": msgid})
         return json_response({"errcode": 0, "errmsg": "ok", "msgid": msgid})
 
+    def _subscribe_send(self, body: dict[str, Any]) -> Response:
+        touser, template_id, data = body.get("touser"), body.get("template_id"), body.get("data")
+        if not touser or not template_id or not isinstance(data, dict) or not data:
+            return _err(47003, "argument invalid! data invalid")
+        for key, value in data.items():
+            if not isinstance(value, dict) or not isinstance(value.get("value"), str) or not value["value"]:
+                return _err(47003, f"argument invalid! data.{key}.value invalid")
+        with self._lock:
+            left = self.subscription_consents.get((touser, template_id), 0)
+            if left <= 0:
+                return _err(43101, "user refuse to accept the msg")
+            self.subscription_consents[(touser, template_id)] = left - 1
+            self.subscriptions_sent.append(body)
+        return _err(0, "ok")
+
     def _qrcode(self, body: dict[str, Any]) -> Response:
         action = body.get("action_name")
         scene = (body.get("action_info") or {}).get("scene") or {}
         if action not in {"QR_SCENE", "QR_STR_SCENE", "QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE"} or not scene:
             return _err(40053, "invalid action info")
+        scene_id, scene_str = scene.get("scene_id"), scene.get("scene_str")
+        if "STR" in action:
+            if not isinstance(scene_str, str) or not 1 <= len(scene_str) <= 64:
+                return _err(40053, "invalid action info")
+        elif not isinstance(scene_id, int) or not 1 <= scene_id <= (
+            100_000 if "LIMIT" in action else 2**32 - 1
+        ):
+            return _err(40053, "invalid action info")
+        if "LIMIT" not in action and not 60 <= int(body.get("expire_seconds") or 60) <= 2_592_000:
+            return _err(40053, "invalid expire_seconds")
         n = next(self._ids)
         ticket = f"gQH47joAAAAAAAAAASxodHRwOi8vd2VpeGluLnFxLmNvbS9xL{n}=="
         self.qrcodes.append(body)
@@ -347,7 +386,18 @@ class FakeWechatServer(FakeHttpServer):
     def _menu_create(self, body: dict[str, Any]) -> Response:
         buttons = body.get("button")
         if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
-            return _err(40017, "invalid button size")
+            return _err(40016, "invalid button size")
+        for button in buttons:
+            if not isinstance(button, dict) or len(str(button.get("name", "")).encode()) > 16:
+                return _err(40018, "invalid button name size")
+            subs = button.get("sub_button") or []
+            if not isinstance(subs, list) or len(subs) > 5:
+                return _err(40023, "invalid sub button size")
+            for sub in subs or [button]:
+                if not isinstance(sub, dict) or sub.get("type") not in _MENU_TYPES:
+                    return _err(40017, "invalid button type")
+                if len(str(sub.get("key", "")).encode()) > 128:
+                    return _err(40019, "invalid button key size")
         self.menu = body
         return _err(0, "ok")
 
@@ -360,29 +410,111 @@ class FakeWechatServer(FakeHttpServer):
         self.menu = None
         return _err(0, "ok")
 
+    def _tag_name_error(self, name: str, tag_id: int | None = None) -> Response | None:
+        if not name:
+            return _err(45157, "invalid tag name")
+        if len(name.encode()) > 30:
+            return _err(45158, "tag name too long")
+        if any(t["name"] == name and t["id"] != tag_id for t in self.tags.values()):
+            return _err(45157, "invalid tag name")
+        return None
+
     def _tags_create(self, body: dict[str, Any]) -> Response:
         name = str((body.get("tag") or {}).get("name", ""))
-        if any(t["name"] == name for t in self.tags.values()):
-            return _err(45157, "invalid tag name")
-        tag_id = 100 + len(self.tags)
-        self.tags[tag_id] = {"id": tag_id, "name": name}
+        with self._lock:
+            error = self._tag_name_error(name)
+            if error is not None:
+                return error
+            if len(self.tags) >= 100:
+                return _err(45056, "too many tags now, no need to add new")
+            tag_id = next(self._tag_ids)
+            self.tags[tag_id] = {"id": tag_id, "name": name}
         return json_response({"tag": {"id": tag_id, "name": name}})
+
+    def _tag_id(self, body: dict[str, Any]) -> int | None:
+        tag = body.get("tag")
+        tag_id = tag.get("id") if isinstance(tag, dict) else None
+        return tag_id if isinstance(tag_id, int) and not isinstance(tag_id, bool) else None
+
+    def _tags_update(self, body: dict[str, Any]) -> Response:
+        tag_id = self._tag_id(body)
+        name = str((body.get("tag") or {}).get("name", ""))
+        with self._lock:
+            if tag_id in (0, 1, 2):
+                return _err(45058, "can't modify sys tag")
+            if tag_id not in self.tags:
+                return _err(45159, "invalid tag id")
+            error = self._tag_name_error(name, tag_id)
+            if error is not None:
+                return error
+            self.tags[tag_id]["name"] = name
+        return _err(0, "ok")
+
+    def _tags_delete(self, body: dict[str, Any]) -> Response:
+        tag_id = self._tag_id(body)
+        with self._lock:
+            if tag_id in (0, 1, 2):
+                return _err(45058, "can't modify sys tag")
+            if tag_id not in self.tags:
+                return _err(45159, "invalid tag id")
+            if len(self.tagged.get(tag_id, ())) > 100_000:
+                return _err(45057, "too many fans in this tag")
+            del self.tags[tag_id]
+            self.tagged.pop(tag_id, None)
+        return _err(0, "ok")
+
+    def _tags_of_fan(self, body: dict[str, Any]) -> Response:
+        openid = body.get("openid")
+        if not isinstance(openid, str) or not openid:
+            return _err(40003, "invalid openid")
+        with self._lock:
+            ids = sorted(t for t, members in self.tagged.items() if openid in members)
+        return json_response({"tagid_list": ids})
+
+    def _tag_fans(self, body: dict[str, Any]) -> Response:
+        tag_id = body.get("tagid")
+        with self._lock:
+            if tag_id not in self.tags:
+                return _err(45159, "invalid tag id")
+            members = sorted(self.tagged.get(tag_id, ()))
+        start = str(body.get("next_openid") or "")
+        page = [m for m in members if m > start][:10_000]
+        more = len(members) > 0 and page and page[-1] != members[-1]
+        return json_response(
+            {"count": len(page), "data": {"openid": page}, "next_openid": page[-1] if more else ""}
+        )
 
     def _tags_get(self, body: dict[str, Any]) -> Response:
         tags = [{**t, "count": len(self.tagged.get(t["id"], ()))} for t in self.tags.values()]
         return json_response({"tags": tags})
 
     def _batch(self, body: dict[str, Any], add: bool) -> Response:
-        tag_id = int(body.get("tagid", 0))
+        tag_id = body.get("tagid")
         openids = body.get("openid_list") or []
-        if tag_id not in self.tags:
-            return _err(45059, "tag not exist")
-        if not 1 <= len(openids) <= 50:
-            return _err(40032, "invalid openid list size")
-        members = self.tagged.setdefault(tag_id, set())
-        (members.update if add else members.difference_update)(openids)
+        with self._lock:
+            if tag_id not in self.tags:
+                return _err(45159, "invalid tag id")
+            if not isinstance(openids, list) or not 1 <= len(openids) <= 50:
+                return _err(40032, "invalid openid list size")
+            if any(not isinstance(o, str) or not o for o in openids):
+                return _err(40003, "invalid openid")
+            current = self.tagged.get(tag_id, set())
+            for openid in openids if add else ():
+                tags_of_fan = sum(1 for m in self.tagged.values() if openid in m)
+                if openid not in current and tags_of_fan >= 20:
+                    return _err(45059, "has too many tags")
+            members = self.tagged.setdefault(tag_id, set())
+            (members.update if add else members.difference_update)(openids)
         return _err(0, "ok")
 
+
+_MENU_TYPES = frozenset(
+    {
+        "click", "view", "scancode_push", "scancode_waitmsg", "pic_sysphoto", "pic_photo_or_album",
+        "pic_weixin", "location_select", "media_id", "view_limited", "article_id",
+        "article_view_limited", "miniprogram",
+    }
+)  # fmt: skip
 
 _ERRMSG = {
     40001: "invalid credential, access_token is invalid or not latest",
@@ -402,12 +534,17 @@ def _err(errcode: int, errmsg: str) -> Response:
 _WECHAT_ROUTES: dict[str, Callable[[FakeWechatServer, dict[str, Any]], Response]] = {
     "/cgi-bin/message/custom/send": FakeWechatServer._custom_send,
     "/cgi-bin/message/template/send": FakeWechatServer._template_send,
+    "/cgi-bin/message/subscribe/bizsend": FakeWechatServer._subscribe_send,
     "/cgi-bin/qrcode/create": FakeWechatServer._qrcode,
     "/cgi-bin/menu/create": FakeWechatServer._menu_create,
     "/cgi-bin/menu/get": FakeWechatServer._menu_get,
     "/cgi-bin/menu/delete": FakeWechatServer._menu_delete,
     "/cgi-bin/tags/create": FakeWechatServer._tags_create,
     "/cgi-bin/tags/get": FakeWechatServer._tags_get,
+    "/cgi-bin/tags/update": FakeWechatServer._tags_update,
+    "/cgi-bin/tags/delete": FakeWechatServer._tags_delete,
+    "/cgi-bin/tags/getidlist": FakeWechatServer._tags_of_fan,
+    "/cgi-bin/user/tag/get": FakeWechatServer._tag_fans,
     "/cgi-bin/tags/members/batchtagging": lambda s, b: s._batch(b, add=True),
     "/cgi-bin/tags/members/batchuntagging": lambda s, b: s._batch(b, add=False),
 }
