@@ -29,3 +29,6 @@ class SlaCalendar(WorkspaceOwned, Timestamped, Base):
     timezone: Mapped[str] = mapped_column(String(64), nullable=False, default="Asia/Shanghai")
     hours: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     cn_holidays: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    # The workspace's own holidays and working days (e.g. for years chinese_calendar does not
+    # cover yet): [{"date": "2027-02-08", "kind": "holiday" | "workday", "name": "春节"}].
+    special_days: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False, default=list)

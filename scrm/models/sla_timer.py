@@ -37,3 +37,7 @@ class SlaTimer(WorkspaceOwned, Timestamped, Base):
     remaining_seconds: Mapped[int | None] = mapped_column(Integer)
     met_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     breached_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The conversation's team and priority the targets were taken from: when either changes,
+    # the clock is re-targeted (scrm.sla.service.retarget). NULL priority: a clock from before.
+    team_id: Mapped[int | None] = mapped_column(BigInteger)
+    priority: Mapped[str | None] = mapped_column(String(10))

@@ -35,6 +35,11 @@ class CalendarIn(BaseModel):
     timezone: str = "Asia/Shanghai"
     hours: dict[str, Any]
     cn_holidays: bool = True
+    special_days: list[Any] | None = Field(
+        default=None,
+        description='own holidays/working days [{"date": "2027-02-08", "kind": "holiday", "name": "春节"}];'
+        " omitted: keep the calendar's",
+    )
 
 
 def _policy(p: SlaPolicy) -> dict[str, Any]:
@@ -88,6 +93,7 @@ def put_calendar(request: Request, principal: AdminPrincipal, body: CalendarIn) 
             timezone=body.timezone,
             hours=body.hours,
             cn_holidays=body.cn_holidays,
+            special_days=body.special_days,
         )
         return {
             "id": str(row.id),
@@ -95,6 +101,8 @@ def put_calendar(request: Request, principal: AdminPrincipal, body: CalendarIn) 
             "timezone": row.timezone,
             "hours": row.hours,
             "cn_holidays": row.cn_holidays,
+            "special_days": row.special_days,
+            "holiday_data": service.holiday_coverage(),
         }
 
 
@@ -108,9 +116,38 @@ def list_calendars(request: Request, principal: SupervisorPrincipal) -> list[dic
                 "timezone": c.timezone,
                 "hours": c.hours,
                 "cn_holidays": c.cn_holidays,
+                "special_days": c.special_days,
             }
             for c in service.list_calendars(session, principal.workspace_id)
         ]
+
+
+@router.get("/calendar/coverage", summary="Which years have official Chinese holiday data")
+def calendar_coverage(principal: SupervisorPrincipal) -> dict[str, Any]:
+    return service.holiday_coverage()
+
+
+@router.get("/calendar/day", summary="What a calendar makes of one date (holiday, 调休, ...) and why")
+def calendar_day(
+    request: Request, principal: SupervisorPrincipal, date: dt.date, team: str | None = None
+) -> dict[str, Any]:
+    with get_db(request).transaction(readonly=True) as session:
+        team_id = workspace.get_team_by_key(session, principal.workspace_id, team).id if team else None
+        info = service.day_info(session, principal.workspace_id, team_id, date)
+        cal = service.calendar_for(session, principal.workspace_id, team_id)
+        spans = cal.intervals(date)
+    return {
+        "date": info.day.isoformat(),
+        "kind": info.kind,
+        "source": info.source,
+        "name": info.name,
+        "official_data": info.official_data,
+        "note": info.note,
+        "hours": [
+            [f"{a // 3600:02d}:{a % 3600 // 60:02d}", f"{b // 3600:02d}:{b % 3600 // 60:02d}"]
+            for a, b in spans
+        ],
+    }
 
 
 @router.get("/conversations/{conversation_id}/timers")

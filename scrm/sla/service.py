@@ -26,10 +26,22 @@ from scrm.conversation.repository import InboxFilter
 from scrm.db import memo_depends_on, tx_forget, tx_memo
 from scrm.errors import Invalid, NotFound
 from scrm.kit.ids import new_id
-from scrm.kit.time import as_utc, utcnow
+from scrm.kit.time import as_utc, to_local, utcnow
 from scrm.models import Conversation, Message, SlaCalendar, SlaEvent, SlaPolicy, SlaTimer, Workspace
 from scrm.sla import repository
-from scrm.sla.calendar import ALWAYS, BusinessCalendar, CalendarError, check_timezone
+from scrm.sla.calendar import (
+    ALWAYS,
+    OFFICIAL_YEARS,
+    PACKAGE,
+    BusinessCalendar,
+    CalendarError,
+    DayInfo,
+    check_timezone,
+    coverage_note,
+    has_official_data,
+    parse_hours,
+    parse_special_days,
+)
 from scrm.worker.service import cancel as cancel_jobs
 from scrm.worker.service import enqueue
 
@@ -38,6 +50,8 @@ log = logging.getLogger(__name__)
 METRICS = ("first_response", "next_response", "resolution")
 PRIORITY_UP = {"low": "normal", "normal": "high", "high": "urgent", "urgent": "urgent"}
 ESCALATIONS = ("notify_supervisor", "raise_priority", "reassign")
+# Warn (log, admin page) when the coming this many days fall in a year without holiday data.
+COVERAGE_LOOKAHEAD_DAYS = 60
 
 
 @dataclass(frozen=True)
@@ -172,19 +186,31 @@ def set_calendar(
     timezone: str,
     hours: dict[str, Any],
     cn_holidays: bool = True,
+    special_days: list[dict[str, Any]] | None = None,
 ) -> SlaCalendar:
-    try:
-        BusinessCalendar.from_config(timezone, hours, cn_holidays)
-    except CalendarError as exc:
-        raise Invalid(str(exc), field="hours") from None
+    """Create or replace a calendar; `special_days` None keeps the ones it has."""
     key = str(team_id) if team_id else ""
     row = session.execute(
         select(SlaCalendar).where(SlaCalendar.workspace_id == workspace_id, SlaCalendar.team_key == key)
     ).scalar_one_or_none()
+    if special_days is None:
+        special_days = list(row.special_days or []) if row is not None else []
+    try:
+        check_timezone(timezone)
+        parse_hours(hours)
+    except CalendarError as exc:
+        raise Invalid(str(exc), field="hours") from None
+    try:
+        days = parse_special_days(special_days)
+    except CalendarError as exc:
+        raise Invalid(str(exc), field="special_days") from None
     if row is None:
         row = SlaCalendar(workspace_id=workspace_id, team_id=team_id, team_key=key)
         session.add(row)
     row.timezone, row.hours, row.cn_holidays = timezone, hours, cn_holidays
+    row.special_days = [
+        {"date": d.isoformat(), "kind": kind, **({"name": name} if name else {})} for d, kind, name in days
+    ]
     session.flush()
     _CAL_CACHE.clear()
     _forget_calendars(session)
@@ -232,12 +258,31 @@ def _calendar_for(session: Session, workspace_id: int, team_id: int | None) -> B
         ws = session.get(Workspace, workspace_id)
         tz = ws.timezone if ws else "Asia/Shanghai"
         return ALWAYS if tz == "Asia/Shanghai" else BusinessCalendar(check_timezone(tz), ALWAYS.hours, False)
-    key = (workspace_id, row.team_key, f"{row.timezone}|{row.hours}|{row.cn_holidays}")
+    key = (workspace_id, row.team_key, f"{row.timezone}|{row.hours}|{row.cn_holidays}|{row.special_days}")
     cal = _CAL_CACHE.get(key)
     if cal is None:
-        cal = BusinessCalendar.from_config(row.timezone, row.hours, row.cn_holidays)
+        cal = BusinessCalendar.from_config(row.timezone, row.hours, row.cn_holidays, row.special_days)
         _CAL_CACHE[key] = cal
     return cal
+
+
+def day_info(session: Session, workspace_id: int, team_id: int | None, day: dt.date) -> DayInfo:
+    """What the team's (else the workspace's) calendar makes of a date, and why."""
+    return calendar_for(session, workspace_id, team_id).day_info(day)
+
+
+def holiday_coverage(today: dt.date | None = None) -> dict[str, Any]:
+    """Which years have official holiday data, and whether the coming months lack it."""
+    today = today or to_local(utcnow()).date()
+    first, last = OFFICIAL_YEARS
+    soon = today + dt.timedelta(days=COVERAGE_LOOKAHEAD_DAYS)
+    missing = sorted({y for y in (today.year, soon.year) if not has_official_data(y)})
+    return {
+        "package": PACKAGE,
+        "official_years": [first, last],
+        "uncovered_years_soon": missing,
+        "note": coverage_note(missing[0]) if missing else coverage_note(),
+    }
 
 
 def in_business_hours(
@@ -299,6 +344,8 @@ def _start(
         due_at=due,
         warn_at=cal.add(now, seconds - warn) if 0 < warn < seconds else None,
         target_seconds=seconds,
+        team_id=conv.team_id,
+        priority=conv.priority,
     )
     session.add(timer)
     if schedule:
@@ -382,9 +429,10 @@ def _sync(
         return
     cal: BusinessCalendar | None = None
     last_reply: dt.datetime | None = None
-    # Checks scheduled for clocks that stop or pause here would only find nothing to do:
+    # Checks scheduled for clocks that stop, pause or move here would only find nothing to do:
     # they are dropped from the queue (a paused clock schedules new ones when it resumes).
     pointless: list[str] = []
+    moved: list[SlaTimer] = []
     for t in timers:
         if t.status == "met":
             continue
@@ -399,21 +447,71 @@ def _sync(
         if conv.status == "resolved":
             pointless += _met(session, conv, t, as_utc(conv.resolved_at or now))
             continue
+        if t.priority != conv.priority or t.team_id != conv.team_id:
+            old_checks = [key for _at, key in _checks(t)] if t.status == "running" else []
+            if retarget(session, conv, t, now) and t.status == "running":
+                pointless += old_checks
+                moved.append(t)
         cal = cal or calendar_for(session, conv.workspace_id, conv.team_id)
         if conv.status == "pending" and t.status == "running":
             pointless += [key for _at, key in _checks(t)]
             t.status = "paused"
             t.remaining_seconds = int(cal.between(now, t.due_at))
+            moved = [m for m in moved if m is not t]
         elif conv.status == "open" and t.status == "paused":
             remaining = t.remaining_seconds or 0
+            _seconds, warn = metric_target(
+                targets_for(session, conv.workspace_id, conv.team_id, conv.priority), t.metric
+            )
             t.status = "running"
             t.due_at = cal.add(now, remaining)
-            # Resumed clocks warn two minutes before the new due time (if there is room).
-            t.warn_at = None if t.warn_at is None or remaining <= 120 else cal.add(now, remaining - 120)
+            # The policy's warning time before the new due time (if there is room).
+            t.warn_at = cal.add(now, remaining - warn) if 0 < warn < remaining else None
             t.remaining_seconds = None
-            _schedule(session, t)
+            moved.append(t)
+    keep = {key for t in moved for _at, key in _checks(t)}
+    pointless = [key for key in pointless if key not in keep]
     if pointless and scheduled:
         cancel_jobs(session, conv.workspace_id, "sla.check", pointless)
+    for t in moved:
+        _schedule(session, t)  # the idempotency key names the time: an unchanged check is not doubled
+
+
+def metric_target(targets: Targets, metric: str) -> tuple[int | None, int]:
+    """(target seconds or None, warning seconds before the due time) of one metric."""
+    if metric == "first_response":
+        return targets.first_response, targets.warn_before
+    if metric == "next_response":
+        return targets.next_response, targets.warn_before
+    return targets.resolution, 0  # resolution clocks do not warn
+
+
+def retarget(session: Session, conv: Conversation, t: SlaTimer, now: dt.datetime) -> bool:
+    """Give a running or paused clock the targets of the conversation's current team and
+    priority (an agent raised it to urgent, a rule routed it to another team...): the business
+    time already spent counts against the new target, so the due time moves, earlier or later.
+    A clock already breached keeps its due time (the breach is recorded once). Returns whether
+    the due time (or the paused clock's remaining time) changed."""
+    ws = conv.workspace_id
+    # The calendar the due time was computed in (the clock's team; older rows have no record).
+    old_cal = calendar_for(session, ws, t.team_id if t.priority is not None else conv.team_id)
+    new_cal = calendar_for(session, ws, conv.team_id)
+    targets = targets_for(session, ws, conv.team_id, conv.priority)
+    seconds, warn = metric_target(targets, t.metric)
+    new_target = seconds or t.target_seconds  # no such target in the new policy: keep the old one
+    t.team_id, t.priority = conv.team_id, conv.priority
+    if t.breached_at is not None or (new_target == t.target_seconds and new_cal == old_cal):
+        return False
+    if t.status == "running":
+        spent = t.target_seconds - old_cal.between(now, t.due_at)
+        remaining = max(0.0, new_target - spent)
+        t.due_at = new_cal.add(now, remaining) if remaining > 0 else now
+        t.warn_at = new_cal.add(now, remaining - warn) if 0 < warn < remaining else None
+    else:
+        t.remaining_seconds = max(0, (t.remaining_seconds or 0) + new_target - t.target_seconds)
+    t.target_seconds = new_target
+    t.policy_id = targets.policy_id
+    return True
 
 
 def _met(session: Session, conv: Conversation, t: SlaTimer, at: dt.datetime) -> list[str]:
@@ -472,6 +570,8 @@ def check(session: Session, workspace_id: int, timer_id: int, now: dt.datetime |
         escalate(
             session, conv, targets.escalation, reason=f"sla {t.metric} breached", key=f"sla:{t.id}:breach"
         )
+        # A raised priority (or a reassignment that moved the team) re-targets the other clocks.
+        sync(session, conv, now=now)
         events.emit(session, workspace_id, "sla.breached", data)
         return "breach"
     if t.warn_at is not None and now >= t.warn_at:

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from scrm import events
 from scrm.models import Conversation
 from scrm.pipeline import PipelineContext, register_step
 from scrm.sla import service
-from scrm.worker.registry import job
+from scrm.worker.registry import job, warmup
 from scrm.worker.runner import JobContext
+
+log = logging.getLogger(__name__)
+
+
+@warmup
+def holiday_data_notice() -> None:
+    """Say at start-up which years have official holiday data; warn when the coming months
+    have none (their days follow the weekly hours unless a calendar lists special days)."""
+    coverage = service.holiday_coverage()
+    if coverage["uncovered_years_soon"]:
+        log.warning("SLA calendars: %s", coverage["note"])
+    else:
+        log.info("SLA calendars: %s", coverage["note"])
 
 
 @register_step(300, "sla")

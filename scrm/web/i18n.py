@@ -955,6 +955,12 @@ ZH.update(
         "sla.kind": "类型",
         "sla.swapped_workday": "调休上班",
         "sla.no_upcoming": "近期没有节假日或调休。",
+        "sla.coverage": "法定节假日数据（{package}）覆盖 {first}–{last} 年。",
+        "sla.coverage_missing": "{years} 年还没有官方节假日数据：这些日子只按每周工作时间计算，"
+        "除非在下面的“自定义节假日与调休”里列出。",
+        "sla.special_days": "自定义节假日与调休",
+        "sla.special_days_hint": "每行一天：日期 类型 名称，类型为 holiday（放假）或 workday（上班），"
+        "如 2027-02-08 holiday 春节。优先于法定安排，未勾选法定节假日时也生效。",
         "day.mon": "周一",
         "day.tue": "周二",
         "day.wed": "周三",
@@ -1037,6 +1043,12 @@ EN.update(
         "sla.kind": "Kind",
         "sla.swapped_workday": "Swapped working day",
         "sla.no_upcoming": "No holidays or swapped working days soon.",
+        "sla.coverage": "Official holiday data ({package}) covers {first}–{last}.",
+        "sla.coverage_missing": "No official holiday data for {years} yet: those days follow the weekly "
+        "hours unless listed under \u201cOwn holidays and working days\u201d below.",
+        "sla.special_days": "Own holidays and working days",
+        "sla.special_days_hint": "One day per line: date kind name, kind holiday or workday, e.g. "
+        "2027-02-08 holiday Spring Festival. Overrides the official list and applies even without it.",
         "day.mon": "Mon",
         "day.tue": "Tue",
         "day.wed": "Wed",

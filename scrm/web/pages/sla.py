@@ -89,6 +89,7 @@ class CalendarForm:
     timezone: str = "Asia/Shanghai"
     hours: dict[str, str] = field(default_factory=lambda: hours_text(DEFAULT_HOURS))
     cn_holidays: bool = True
+    special_days: str = ""  # one "YYYY-MM-DD kind name" per line
 
     @classmethod
     def of(cls, c: SlaCalendar) -> CalendarForm:
@@ -97,7 +98,30 @@ class CalendarForm:
             timezone=c.timezone,
             hours=hours_text(c.hours),
             cn_holidays=c.cn_holidays,
+            special_days=special_days_text(c.special_days or []),
         )
+
+
+def special_days_text(days: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        " ".join(x for x in (str(d.get("date", "")), str(d.get("kind", "")), str(d.get("name", ""))) if x)
+        for d in days
+    )
+
+
+def parse_special_days(text: str) -> list[dict[str, str]]:
+    """Form lines "2027-02-08 holiday 春节" → the service's list (which validates the values)."""
+    out: list[dict[str, str]] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        parts = line.split(maxsplit=2)
+        if not parts:
+            continue
+        if len(parts) < 2:
+            raise Invalid(f"special days, line {n}: date and kind (holiday or workday)", field="special_days")
+        out.append(
+            {"date": parts[0], "kind": parts[1], **({"name": parts[2].strip()} if len(parts) > 2 else {})}
+        )
+    return out
 
 
 def hours_text(hours: dict[str, Any]) -> dict[str, str]:
@@ -235,6 +259,7 @@ def _page(
         error=error,
         error_form=error_form,
         error_field=(error.field or "") if error else "",
+        coverage=sla_service.holiday_coverage(today),
         defaults=sla_service.DEFAULT_TARGETS,
         priorities=PRIORITIES,
         escalations=sla_service.ESCALATIONS,
@@ -335,6 +360,7 @@ def save_calendar(
     sun: Annotated[str, Form(max_length=200)] = "",
     holiday: Annotated[str, Form(max_length=200)] = "",
     workday: Annotated[str, Form(max_length=200)] = "",
+    special_days: Annotated[str, Form(max_length=20000)] = "",
 ) -> Response:
     ws = ctx.principal.workspace_id
     texts = {
@@ -348,8 +374,9 @@ def save_calendar(
         "holiday": holiday,
         "workday": workday,
     }
-    form = CalendarForm(team_id, timezone.strip(), texts, bool(cn_holidays))
+    form = CalendarForm(team_id, timezone.strip(), texts, bool(cn_holidays), special_days)
     try:
+        own_days = parse_special_days(special_days)
         hours = {
             key: parse_spans(key, text) for key, text in texts.items() if key != "workday" or text.strip()
         }
@@ -361,6 +388,7 @@ def save_calendar(
                 timezone=form.timezone,
                 hours=hours,
                 cn_holidays=form.cn_holidays,
+                special_days=own_days,
             )
     except Invalid as exc:
         return _page(ctx, calendar_form=form, error=exc, error_form="calendar", status_code=exc.status_code)
