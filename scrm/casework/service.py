@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets as pysecrets
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -32,16 +31,10 @@ from scrm.worker.service import enqueue
 log = logging.getLogger(__name__)
 
 TASK_KINDS = ("department", "follow_up")
-FanNoticeAdapter = Callable[[Session, Conversation, str], dict[str, Any] | None]
-# Channel kind → adapter that may change how a notice is sent (e.g. WeChat outside the
-# 48-hour customer-service window: a template message). Registered by the channel package.
-_FAN_NOTICE_ADAPTERS: dict[str, FanNoticeAdapter] = {}
-
-
-def register_fan_notice_adapter(channel_kind: str, adapter: FanNoticeAdapter) -> None:
-    """The hook for channel rules on late replies; the adapter returns send_reply kwargs
-    (msg_type/kind, payload, visibility) or None to send a plain reply."""
-    _FAN_NOTICE_ADAPTERS[channel_kind] = adapter
+# Late replies need no special case here: the outcome is an ordinary reply in the outbox, and
+# the channel's own rules apply when it is sent (WeChat outside the 48-hour customer-service
+# window: the send is refused before any API call and the account's fallback template message,
+# `fallback_template_id`, goes out instead; see scrm/channels/wechat/spec.py precheck).
 
 
 # -- what the department gets ---------------------------------------------------------------------
@@ -320,13 +313,8 @@ def record_outcome(
 def _notify_fan(
     session: Session, conv: Conversation, task: CaseTask, text: str, actor_id: int | None
 ) -> Message:
-    from scrm.workspace import service as workspace
-
-    account = workspace.get_channel_account(session, conv.workspace_id, conv.channel_account_id)
-    kwargs: dict[str, Any] = {}
-    adapter = _FAN_NOTICE_ADAPTERS.get(account.kind)
-    if adapter is not None:
-        kwargs = adapter(session, conv, text) or {}
+    # Same channel and thread as the fan wrote on: a public Weibo comment gets a public comment
+    # reply (the conversation's visibility), a private chat a private message.
     message = conversation_service.send_reply(
         session,
         conv,
@@ -334,7 +322,6 @@ def _notify_fan(
         sender_type="agent",
         author_id=actor_id,
         idempotency_key=f"outcome:{task.id}",
-        **kwargs,
     )
     conversation_service.record_activity(
         session, conv, "outcome_sent", actor_id, task_id=str(task.id), message_id=str(message.id)
