@@ -50,7 +50,7 @@ def list_rules(workspace: Annotated[str, typer.Option(help="Workspace slug.")]) 
                     else ""
                 )
                 acts = ", ".join(a["type"] for a in r.actions)
-                out.print(f"{r.position:>5}  {r.event:<22} {r.name}{flags}  → {acts}{fails}")
+                out.print(f"{r.position:>5}  {r.event:<22} {r.name}{flags}  → {acts}{fails}", markup=False)
 
     run()
 
@@ -115,9 +115,9 @@ def dry_run(
         if not hits:
             out.print("no rule fires")
         for h in hits:
-            out.print(f"{h['position']:>5}  {h['name']}{' [stop]' if h['stop'] else ''}")
+            out.print(f"{h['position']:>5}  {h['name']}{' [stop]' if h['stop'] else ''}", markup=False)
             for a in h["actions"]:
-                out.print(f"         {json.dumps(a, ensure_ascii=False)}")
+                out.print(f"         {json.dumps(a, ensure_ascii=False)}", markup=False)
 
     run()
 
