@@ -159,6 +159,7 @@ def process_inbound(ctx: JobContext, payload: dict[str, Any]) -> None:
     )
     if event.metadata.get("passive_reply"):
         pctx.facts["passive_reply"] = event.metadata["passive_reply"]
+    contact_service.record_account_event(session, ctx.workspace_id, resolved.identity, account.id, event)
     if event.kind in MESSAGE_KINDS:
         contact_service.mark_inbound(resolved.identity)
         appended = conversation_service.append_inbound(
@@ -173,8 +174,6 @@ def process_inbound(ctx: JobContext, payload: dict[str, Any]) -> None:
         pctx.message = appended.message
         pctx.conversation_created = appended.created
     else:
-        if event.kind in ("subscribe", "unsubscribe"):
-            contact_service.set_subscribed(resolved.identity, resolved.contact, event.kind == "subscribe")
         name = SUBSCRIPTION_EVENTS.get(event.kind)
         if name:
             events.emit(

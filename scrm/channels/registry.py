@@ -57,6 +57,9 @@ class SendContext:
     last_inbound_at: dt.datetime | None  # the fan's last message on this account
     sent_since_inbound: int  # messages delivered to the fan on this account since then
     now: dt.datetime
+    # The fan's last private message, follow, menu click or QR scan on this account (Weibo's
+    # 48-hour window opens on any of them); None when unknown.
+    last_interaction_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

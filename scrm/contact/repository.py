@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_, bindparam, case, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from scrm.models import Contact, ContactIdentity, Conversation, Membership, Order
+from scrm.models import Contact, ContactAccountState, ContactIdentity, Conversation, Membership, Order
 
 
 def identity(session: Session, workspace_id: int, namespace: str, external_id: str) -> ContactIdentity | None:
@@ -212,3 +214,101 @@ def identity_by_external_prefix(
         )
         .limit(1)
     ).scalar_one_or_none()
+
+
+# -- per channel account state (follow, reply windows) -------------------------------------------
+
+
+def account_state(
+    session: Session, workspace_id: int, channel_account_id: int, external_id: str
+) -> ContactAccountState | None:
+    return session.execute(
+        select(ContactAccountState)
+        .where(
+            ContactAccountState.workspace_id == workspace_id,
+            ContactAccountState.channel_account_id == channel_account_id,
+            ContactAccountState.external_id == external_id,
+        )
+        .execution_options(populate_existing=True)  # upsert_account_state bypasses the ORM
+    ).scalar_one_or_none()
+
+
+def account_states_of(
+    session: Session, workspace_id: int, namespace: str, external_id: str
+) -> Sequence[ContactAccountState]:
+    """The fan's state on every account of `namespace` (one for WeChat, one per Weibo brand)."""
+    return (
+        session.execute(
+            select(ContactAccountState)
+            .where(
+                ContactAccountState.workspace_id == workspace_id,
+                ContactAccountState.namespace == namespace,
+                ContactAccountState.external_id == external_id,
+            )
+            .order_by(ContactAccountState.channel_account_id)
+            .execution_options(populate_existing=True)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def _later(column: Any, value: Any) -> Any:
+    """SQL: the later of the stored `column` and the new `value` (NULL counts as earliest)."""
+    return case((or_(column.is_(None), column < value), value), else_=column)
+
+
+def upsert_account_state(
+    session: Session,
+    *,
+    workspace_id: int,
+    channel_account_id: int,
+    namespace: str,
+    external_id: str,
+    at: dt.datetime,
+    message: bool,
+    interaction: bool,
+    subscribed: bool | None,
+) -> None:
+    """One statement, safe under concurrency: create the row or move its times forward; set the
+    follow state only if this event is not older than the one that set it last."""
+    from scrm.kit.ids import new_id
+    from scrm.kit.time import utcnow
+
+    now = utcnow()
+    values: dict[str, Any] = {
+        "workspace_id": workspace_id,
+        "id": new_id(),
+        "channel_account_id": channel_account_id,
+        "namespace": namespace,
+        "external_id": external_id,
+        "subscribed": subscribed,
+        "subscription_changed_at": at if subscribed is not None else None,
+        "last_message_at": at if message else None,
+        "last_interaction_at": at if interaction else None,
+        "updated_at": now,
+        "created_at": now,
+    }
+    ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = ins(ContactAccountState).values(**values)
+    table = ContactAccountState.__table__.c
+    new = stmt.excluded
+    updates: dict[str, Any] = {"updated_at": new.updated_at}
+    if message:
+        updates["last_message_at"] = _later(table.last_message_at, new.last_message_at)
+    if interaction:
+        updates["last_interaction_at"] = _later(table.last_interaction_at, new.last_interaction_at)
+    if subscribed is not None:
+        newer = or_(
+            table.subscription_changed_at.is_(None),
+            table.subscription_changed_at <= new.subscription_changed_at,
+        )
+        updates["subscribed"] = case((newer, new.subscribed), else_=table.subscribed)
+        updates["subscription_changed_at"] = _later(
+            table.subscription_changed_at, new.subscription_changed_at
+        )
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["workspace_id", "channel_account_id", "external_id"], set_=updates
+        )
+    )

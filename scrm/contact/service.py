@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from scrm.channels.base import Sender
+from scrm.channels.base import InboundEvent, Sender
 from scrm.contact import repository
 from scrm.contact.schemas import ContactIn
 from scrm.errors import NotFound
 from scrm.kit.time import utcnow
-from scrm.models import Contact, ContactIdentity, Conversation, Membership, Order
+from scrm.models import Contact, ContactAccountState, ContactIdentity, Conversation, Membership, Order
 
 
 @dataclass
@@ -131,8 +132,77 @@ def mark_inbound(identity: ContactIdentity) -> None:
 
 
 def set_subscribed(identity: ContactIdentity, contact: Contact, subscribed: bool) -> None:
-    """Unsubscribing opts the fan out on that account: nothing more is sent there."""
+    """The identity-wide flag only; the inbound pipeline uses :func:`record_account_event`,
+    which keeps the state per channel account (what the outbox checks)."""
     identity.subscribed = subscribed
+
+
+# Events that open the platform's reply window on the account they arrive on (reference §2.1:
+# Weibo lets the account answer within 48 h of a message, follow, menu click or QR scan).
+_WINDOW_EVENTS = frozenset({"subscribe", "scan", "click"})
+_MESSAGE_KINDS = frozenset({"message", "mention", "comment"})
+_STAMP_RESOLUTION = dt.timedelta(seconds=1)
+
+
+def record_account_event(
+    session: Session,
+    workspace_id: int,
+    identity: ContactIdentity,
+    channel_account_id: int,
+    event: InboundEvent,
+) -> None:
+    """Keep the fan's standing with the account the event came in on (ContactAccountState).
+
+    Private messages move the last-message and last-interaction times; follows, menu clicks
+    and QR scans the last-interaction time; follow / unfollow set the follow state on this
+    account only: an unfollow of Weibo brand A leaves brand B alone, although both know the fan
+    under the one "weibo" identity. The identity's own `subscribed` flag then says whether the
+    fan still follows at least one account of its namespace. Public mentions and comments are
+    not private contact and open no private window.
+    """
+    kind = event.kind
+    private = event.visibility == "private"
+    message = kind in _MESSAGE_KINDS and private
+    subscribed = True if kind == "subscribe" else False if kind == "unsubscribe" else None
+    interaction = message or kind in _WINDOW_EVENTS
+    if not (message or interaction or subscribed is not None):
+        return
+    now = utcnow()
+    # Platforms stamp events to the second (CreateTime, created_at): the event happened within
+    # the second after its stamp, so replies sent earlier in that second are not counted
+    # against the window it opens. Never later than now (a clock ahead, a forged stamp).
+    at = min(event.sent_at + _STAMP_RESOLUTION, now) if event.sent_at.tzinfo is not None else now
+    repository.upsert_account_state(
+        session,
+        workspace_id=workspace_id,
+        channel_account_id=channel_account_id,
+        namespace=identity.namespace,
+        external_id=identity.external_id,
+        at=at,
+        message=message,
+        interaction=interaction,
+        subscribed=subscribed,
+    )
+    if subscribed is True:
+        identity.subscribed = True
+    elif subscribed is False:
+        states = repository.account_states_of(session, workspace_id, identity.namespace, identity.external_id)
+        identity.subscribed = any(
+            s.subscribed is not False for s in states if s.channel_account_id != channel_account_id
+        )
+
+
+def account_state(
+    session: Session, workspace_id: int, channel_account_id: int, external_id: str
+) -> ContactAccountState | None:
+    """The fan's follow state and window times on one channel account, or None if never seen."""
+    return repository.account_state(session, workspace_id, channel_account_id, external_id)
+
+
+def account_states(
+    session: Session, workspace_id: int, identity: ContactIdentity
+) -> list[ContactAccountState]:
+    return list(repository.account_states_of(session, workspace_id, identity.namespace, identity.external_id))
 
 
 def get(session: Session, workspace_id: int, contact_id: int) -> Contact:

@@ -10,6 +10,7 @@ from scrm.models.channel_account import ChannelAccount
 from scrm.models.channel_rate_limit import ChannelRateLimit
 from scrm.models.channel_token import ChannelToken
 from scrm.models.contact import Contact
+from scrm.models.contact_account_state import ContactAccountState
 from scrm.models.contact_identity import ContactIdentity
 from scrm.models.conversation import Conversation
 from scrm.models.conversation_activity import ConversationActivity
@@ -44,6 +45,7 @@ __all__ = [
     "ChannelRateLimit",
     "ChannelToken",
     "Contact",
+    "ContactAccountState",
     "ContactIdentity",
     "Conversation",
     "ConversationActivity",

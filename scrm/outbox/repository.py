@@ -32,7 +32,8 @@ def delivered_since(
     *,
     exclude_id: int | None = None,
 ) -> int:
-    """Non-template messages sent to `recipient` on this account after `since` (48 h window)."""
+    """Customer-service messages sent to `recipient` on this account after `since` (48 h
+    window); template and subscription messages do not count."""
     rows = session.execute(
         select(OutboxMessage.id, OutboxMessage.payload)
         .join(
@@ -50,7 +51,9 @@ def delivered_since(
         )
     ).all()
     return sum(
-        1 for outbox_id, payload in rows if outbox_id != exclude_id and payload.get("msg_type") != "template"
+        1
+        for outbox_id, payload in rows
+        if outbox_id != exclude_id and payload.get("msg_type") not in ("template", "subscribe")
     )
 
 

@@ -67,18 +67,32 @@ def _finish_failed(ctx: JobContext, row: Any, message: Message | None, error: st
 
 
 def precheck(ctx: JobContext, account: ChannelAccount, row: Any, outbound: OutboundMessage) -> None:
-    """The channel's own rules before any API call (WeChat: unsubscribed, 48 h window)."""
+    """The channel's own rules before any API call (unsubscribed fans, 48 h windows).
+
+    The fan's follow state and window times are those of THIS account (ContactAccountState):
+    every Weibo account shares the identity namespace "weibo", so the identity cannot say
+    whether the fan follows this brand. A fan never seen by the account since that table exists
+    falls back on the identity's flag (WeChat identities are per account already).
+    """
     spec = channels.get(account.kind)
     if spec.precheck is None:
         return
     view = workspace.account_view(account)
-    identity = None
-    if spec.identity_namespace is not None and outbound.recipient:
-        identity = contact_service.identity(
-            ctx.session, ctx.workspace_id, spec.identity_namespace(view), outbound.recipient
-        )
-    last_inbound = identity.last_inbound_at if identity is not None else None
-    last_inbound = as_utc(last_inbound) if last_inbound is not None else None
+    state = None
+    subscribed: bool | None = None
+    if outbound.recipient:
+        state = contact_service.account_state(ctx.session, ctx.workspace_id, account.id, outbound.recipient)
+        if state is not None:
+            subscribed = state.subscribed
+        elif spec.identity_namespace is not None:
+            identity = contact_service.identity(
+                ctx.session, ctx.workspace_id, spec.identity_namespace(view), outbound.recipient
+            )
+            subscribed = identity.subscribed if identity is not None else None
+    last_inbound = as_utc(state.last_message_at) if state is not None and state.last_message_at else None
+    last_interaction = (
+        as_utc(state.last_interaction_at) if state is not None and state.last_interaction_at else None
+    )
     sent = 0
     if last_inbound is not None:
         sent = repository.delivered_since(
@@ -88,23 +102,35 @@ def precheck(ctx: JobContext, account: ChannelAccount, row: Any, outbound: Outbo
         channels.SendContext(
             account=view,
             message=outbound,
-            subscribed=identity.subscribed if identity is not None else None,
+            subscribed=subscribed,
             last_inbound_at=last_inbound,
             sent_since_inbound=sent,
             now=utcnow(),
+            last_interaction_at=last_interaction,
         )
     )
 
 
+_FALLBACK_LABELS = {
+    "template": "备用模板消息 (fallback template message)",
+    "subscribe": "备用订阅消息 (fallback subscription message)",
+}
+
+
 def _queue_fallback(ctx: JobContext, row: Any, fallback: OutboundMessage) -> None:
-    """Deliver the channel's substitute (e.g. a template message) as its own outbox row."""
+    """Deliver the channel's substitute (e.g. a template message) as its own outbox row.
+
+    Keyed by the fallback's own idempotency key (original key + kind): however often the
+    original is retried or refused, at most one fallback of each kind is ever queued.
+    """
     from scrm.outbox import service as outbox
 
+    original_message = row.message_id or row.payload.get("fallback_for_message")
     outbox.queue(
         ctx.session,
         ctx.workspace_id,
         channel_account_id=row.channel_account_id,
-        idempotency_key=f"fallback:{row.idempotency_key}"[:200],
+        idempotency_key=f"fallback:{fallback.idempotency_key}"[:200],
         payload={
             "recipient": fallback.recipient,
             "text": fallback.text,
@@ -114,9 +140,22 @@ def _queue_fallback(ctx: JobContext, row: Any, fallback: OutboundMessage) -> Non
             "reply_to_external_id": fallback.reply_to_external_id,
             "payload": dict(fallback.payload),
             "fallback_for": row.id,
+            "fallback_for_message": original_message,
         },
         conversation_id=row.conversation_id,
     )
+
+
+def _note_fallback(ctx: JobContext, row: Any, outcome: str) -> None:
+    """Tell the agent, on the reply that could not go out, what became of its fallback."""
+    message_id = row.payload.get("fallback_for_message")
+    if not message_id:
+        return
+    message = ctx.session.get(Message, (ctx.workspace_id, int(message_id)))
+    if message is None:
+        return
+    label = _FALLBACK_LABELS.get(str(row.payload.get("msg_type")), "备用消息 (fallback)")
+    message.error = f"{message.error or ''} → {label}{outcome}"[-2000:]
 
 
 @job("outbox.send", max_attempts=8)
@@ -145,8 +184,11 @@ def send(ctx: JobContext, payload: dict[str, Any]) -> None:
         ratelimit.acquire(ctx, account)  # per-account quota shared by all workers; may RetryLater
         result = client_for(account, ctx.settings).send(outbound)
     except SendRefused as exc:
+        # Refused by our precheck, or by the platform at send time (WeChat 45015 / 45047): the
+        # same outcome either way, the reply fails with its reason and the fallback is queued.
         metrics.OUTBOUND_ERRORS.labels(account.kind, exc.code).inc()
         _finish_failed(ctx, row, message, str(exc), exc.code)
+        _note_fallback(ctx, row, f"未送达 (not delivered)：{exc}")
         if exc.fallback is not None:
             _queue_fallback(ctx, row, exc.fallback)
         return
@@ -156,11 +198,13 @@ def send(ctx: JobContext, payload: dict[str, Any]) -> None:
     except PermanentChannelError as exc:
         metrics.OUTBOUND_ERRORS.labels(account.kind, exc.code).inc()
         _finish_failed(ctx, row, message, str(exc), exc.code)
+        _note_fallback(ctx, row, f"未送达 (not delivered)：{exc}")
         return
     except ChannelError as exc:
         metrics.OUTBOUND_ERRORS.labels(account.kind, exc.code).inc()
         if ctx.job.attempts >= ctx.job.max_attempts:
             _finish_failed(ctx, row, message, f"gave up after {ctx.job.attempts} attempts: {exc}", exc.code)
+            _note_fallback(ctx, row, f"未送达 (not delivered)：{exc}")
             return
         raise
     row.status = "sent"
@@ -168,6 +212,7 @@ def send(ctx: JobContext, payload: dict[str, Any]) -> None:
     row.external_message_id = result.external_message_id
     row.last_error = None
     metrics.OUTBOUND_SENT.labels(account.kind).inc()
+    _note_fallback(ctx, row, "已送达 (delivered)")
     if message is not None:
         message.status = "sent"
         message.sent_at = row.sent_at

@@ -27,7 +27,14 @@ from scrm.conversation import service as conversation_service
 from scrm.db import Database
 from scrm.inbound import passive
 from scrm.inbound.endpoints import router
-from scrm.models import ChannelToken, ContactIdentity, Conversation, InboundEvent, Message
+from scrm.models import (
+    ChannelToken,
+    ContactAccountState,
+    ContactIdentity,
+    Conversation,
+    InboundEvent,
+    Message,
+)
 from scrm.workspace import service
 from scrm.workspace.tokens import DbTokenStore
 from tests.channels.helpers import AES_KEY, APPID, ORIGINAL_ID, TOKEN
@@ -276,6 +283,11 @@ def test_closed_window_fails_clearly_and_sends_the_fallback_template(
             update(ContactIdentity)
             .where(ContactIdentity.external_id == FAN)
             .values(last_inbound_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=49))
+        )
+        s.execute(  # the outbox reads the window of this account (contact_account_state)
+            update(ContactAccountState)
+            .where(ContactAccountState.external_id == FAN)
+            .values(last_message_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=49))
         )
     message_id = reply(db, workspace, "抱歉久等了，行李已找到")
     run_jobs(db, settings)

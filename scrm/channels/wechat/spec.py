@@ -3,7 +3,12 @@
 Account fields: external id / ``config.appid`` = AppID; secrets ``token`` (signs pushes),
 ``secret`` (AppSecret, for ``stable_token``), optional ``encoding_aes_key`` (safe mode) and
 ``previous_encoding_aes_key`` (rotation); config ``original_id`` (gh_…), ``require_encryption``,
-``fallback_template_id`` (+ ``fallback_template_data``, ``fallback_template_url``).
+and what to send when a customer-service message cannot go out (48 h / 5-message window, also
+when WeChat itself answers 45015 or 45047): ``fallback_template_id`` (+ ``fallback_template_data``,
+``fallback_template_url``) for a template message, ``fallback_subscribe_template_id``
+(+ ``fallback_subscribe_data``, ``fallback_subscribe_page``) for a subscription message, and
+``fallback_order`` (default ``["template", "subscribe"]``): the first configured kind is sent;
+if WeChat refuses it for good, the next one is tried.
 """
 
 from __future__ import annotations
@@ -11,11 +16,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from scrm.channels.base import ChannelClient, OutboundMessage, SendRefused
+from scrm.channels.base import ChannelClient, OutboundMessage, SendRefused, SendResult
 from scrm.channels.registry import AccountView, ChannelSpec, InboundAdapter, InboundPush, SendContext
 from scrm.channels.wechat import handler
 from scrm.channels.wechat.client import SERVICE_WINDOW_MESSAGES, WechatClient, in_service_window
 from scrm.channels.wechat.config import WechatAccountConfig
+from scrm.channels.wechat.errors import (
+    ServiceQuotaExceededError,
+    ServiceWindowClosedError,
+    WechatCredentialsError,
+    WechatPermanentError,
+)
 from scrm.config import Settings
 
 SECRET_FIELDS = ("token", "secret")
@@ -27,7 +38,13 @@ CONFIG_FIELDS = (
     "fallback_template_id",
     "fallback_template_data",
     "fallback_template_url",
+    "fallback_subscribe_template_id",
+    "fallback_subscribe_data",
+    "fallback_subscribe_page",
+    "fallback_order",
 )
+FALLBACK_KINDS = ("template", "subscribe")
+_FALLBACK_LABELS = {"template": "模板消息 (template message)", "subscribe": "订阅消息 (subscription message)"}
 
 
 def appid_of(account: AccountView) -> str:
@@ -66,7 +83,8 @@ def cached_account_config(account: AccountView) -> WechatAccountConfig:
     return config
 
 
-def _build_client(account: AccountView, settings: Settings) -> ChannelClient:
+def make_client(account: AccountView, settings: Settings) -> WechatClient:
+    """The account's API client, on the shared (database) token store."""
     from scrm.workspace.tokens import token_store_for  # the store knows the database, not us
 
     return WechatClient(
@@ -74,6 +92,59 @@ def _build_client(account: AccountView, settings: Settings) -> ChannelClient:
         base_url=settings.wechat_api_base,
         token_store=token_store_for(account, settings),
     )
+
+
+class FallbackClient:
+    """The outbox's client: a customer-service message that WeChat itself refuses with 45015
+    (window closed) or 45047 (5 messages used up) becomes :class:`SendRefused` carrying the
+    account's fallback, exactly like the outbox's own pre-send refusal; a fallback that WeChat
+    refuses for good hands on to the next configured kind."""
+
+    def __init__(self, account: AccountView, client: WechatClient) -> None:
+        self.account = account
+        self.client = client
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        try:
+            return self.client.send(message)
+        except (ServiceWindowClosedError, ServiceQuotaExceededError) as exc:
+            if message.msg_type in FALLBACK_KINDS:
+                raise
+            closed = isinstance(exc, ServiceWindowClosedError)
+            why = (
+                "微信返回 45015：已超过 48 小时回复时限或粉丝已取消关注"
+                " (WeChat 45015: reply time limit exceeded or the fan unfollowed)"
+                if closed
+                else "微信返回 45047：自粉丝上条消息后客服消息已达上限"
+                " (WeChat 45047: out of response count limit)"
+            )
+            fallback = fallback_message(self.account, message)
+            raise SendRefused(
+                f"微信拒绝了这条客服消息：{why}，消息未发送；{_fallback_tail(fallback)}。",
+                code="window_closed" if closed else "service_quota",
+                fallback=fallback,
+            ) from exc
+        except WechatCredentialsError:
+            raise  # the admin must fix the account: another kind of message would fail the same way
+        except WechatPermanentError as exc:
+            kind = message.msg_type
+            if kind not in FALLBACK_KINDS or not message.payload.get("fallback_for_key"):
+                raise
+            fallback = fallback_message(self.account, message, after=kind)
+            if fallback is None:
+                raise
+            raise SendRefused(
+                f"备用{_FALLBACK_LABELS[kind]}发送失败：{exc}；{_fallback_tail(fallback)}。",
+                code=exc.code,
+                fallback=fallback,
+            ) from exc
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _build_client(account: AccountView, settings: Settings) -> ChannelClient:
+    return FallbackClient(account, make_client(account, settings))
 
 
 def _verify(query: Mapping[str, str], account: AccountView) -> str:
@@ -89,28 +160,89 @@ def _parse(query: Mapping[str, str], body: bytes, account: AccountView) -> Inbou
     )
 
 
+def fallback_order(config: Mapping[str, Any]) -> list[str]:
+    """The configured fallback kinds, in order (unknown names ignored)."""
+    order = config.get("fallback_order") or list(FALLBACK_KINDS)
+    if isinstance(order, str):
+        order = [part.strip() for part in order.split(",")]
+    if not isinstance(order, list):
+        return list(FALLBACK_KINDS)
+    out: list[str] = []
+    for kind in order:
+        if kind in FALLBACK_KINDS and kind not in out:
+            out.append(kind)
+    return out
+
+
+def _template_data(raw: Any, preview: str, default: dict[str, str]) -> dict[str, Any]:
+    data = raw if isinstance(raw, Mapping) and raw else default
+    return {str(k): (v.replace("{text}", preview) if isinstance(v, str) else v) for k, v in data.items()}
+
+
+def fallback_message(
+    account: AccountView, message: OutboundMessage, *, after: str | None = None
+) -> OutboundMessage | None:
+    """What to send instead of customer-service `message` the fan cannot receive: the first
+    configured kind of ``fallback_order`` (after `after`, when that kind just failed), or None.
+
+    `message` may itself be a fallback: its original text and key are carried in its payload.
+    """
+    config = account.config
+    order = fallback_order(config)
+    if after is not None:
+        order = order[order.index(after) + 1 :] if after in order else []
+    text = str(message.payload.get("fallback_text", message.text))
+    key = str(message.payload.get("fallback_for_key", message.idempotency_key))
+    preview = text[:100]
+    for kind in order:
+        carried = {"fallback_text": text, "fallback_for_key": key}
+        if kind == "template" and config.get("fallback_template_id"):
+            payload: dict[str, Any] = {
+                "template_id": str(config["fallback_template_id"]),
+                "data": _template_data(
+                    config.get("fallback_template_data"),
+                    preview,
+                    {
+                        "first": "您有一条新的客服回复",
+                        "keyword1": preview,
+                        "remark": "回复公众号任意消息即可继续与客服对话",
+                    },
+                ),
+                **carried,
+            }
+            if config.get("fallback_template_url"):
+                payload["url"] = str(config["fallback_template_url"])
+        elif kind == "subscribe" and config.get("fallback_subscribe_template_id"):
+            payload = {
+                "template_id": str(config["fallback_subscribe_template_id"]),
+                # Subscription data fields are typed (thing ≤ 20 characters, …): keep it short.
+                "data": _template_data(
+                    config.get("fallback_subscribe_data"), text[:20], {"thing1": text[:20]}
+                ),
+                **carried,
+            }
+            if config.get("fallback_subscribe_page"):
+                payload["page"] = str(config["fallback_subscribe_page"])
+        else:
+            continue
+        return OutboundMessage(
+            idempotency_key=f"{key}:fallback:{kind}",
+            recipient=message.recipient,
+            msg_type=kind,
+            payload=payload,
+        )
+    return None
+
+
 def fallback_template(ctx: SendContext) -> OutboundMessage | None:
-    """The template message a workspace configured for fans outside the service window."""
-    config = ctx.account.config
-    template_id = config.get("fallback_template_id")
-    if not template_id:
-        return None
-    preview = ctx.message.text[:100]
-    data: dict[str, Any] = config.get("fallback_template_data") or {
-        "first": "您有一条新的客服回复",
-        "keyword1": preview,
-        "remark": "回复公众号任意消息即可继续与客服对话",
-    }
-    data = {k: (v.replace("{text}", preview) if isinstance(v, str) else v) for k, v in data.items()}
-    payload: dict[str, Any] = {"template_id": str(template_id), "data": data}
-    if config.get("fallback_template_url"):
-        payload["url"] = str(config["fallback_template_url"])
-    return OutboundMessage(
-        idempotency_key=f"{ctx.message.idempotency_key}:fallback",
-        recipient=ctx.message.recipient,
-        msg_type="template",
-        payload=payload,
-    )
+    """The substitute configured for fans outside the service window (template or subscription)."""
+    return fallback_message(ctx.account, ctx.message)
+
+
+def _fallback_tail(fallback: OutboundMessage | None) -> str:
+    if fallback is None:
+        return "未配置备用模板/订阅消息 (no fallback template or subscription message configured)"
+    return f"已改发{_FALLBACK_LABELS[fallback.msg_type]}"
 
 
 def precheck(ctx: SendContext) -> None:
@@ -121,8 +253,8 @@ def precheck(ctx: SendContext) -> None:
             "该粉丝已取消关注公众号，消息未发送 (the fan unsubscribed from this Official Account)",
             code="unsubscribed",
         )
-    if ctx.message.msg_type == "template":
-        return
+    if ctx.message.msg_type in FALLBACK_KINDS:
+        return  # template and subscription messages are not bound by the window
     if not in_service_window(ctx.last_inbound_at, ctx.sent_since_inbound, ctx.now):
         if ctx.last_inbound_at is None:
             why = "粉丝从未发来消息 (the fan has never written)"
@@ -131,9 +263,8 @@ def precheck(ctx: SendContext) -> None:
         else:
             why = "粉丝上条消息已超过 48 小时 (the fan's last message is older than 48 hours)"
         fallback = fallback_template(ctx)
-        tail = "已改发模板消息 (a template message was sent instead)" if fallback else "未配置备用模板消息"
         raise SendRefused(
-            f"微信客服消息窗口已关闭：{why}，消息未发送；{tail}。"
+            f"微信客服消息窗口已关闭：{why}，消息未发送；{_fallback_tail(fallback)}。"
             " WeChat customer-service window closed: the reply was not sent.",
             code="window_closed",
             fallback=fallback,

@@ -4,15 +4,28 @@ Account fields: external id / ``config.uid`` = the brand's uid; secrets ``app_se
 fan-service pushes) and ``access_token`` (OAuth2, Open API + fan-service replies); config
 ``app_key``, ``poll`` (false turns polling off), ``poll_max_pages`` (200 items a page).
 State: ``cursors`` = ``{"mentions", "comment_mentions", "comments"}`` since_ids.
+
+Replies (reference §2.1): a private message (fan-service ``messages/reply``) may go out only
+within 48 hours of the fan's last private message, follow, menu click or QR scan on THIS
+account, and never after the fan unfollowed it; :func:`precheck` refuses the rest before any
+call. Public replies (comments on a mention or comment) are not bound by that window.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from scrm.channels.base import ChannelClient, InboundEvent
-from scrm.channels.registry import AccountView, ChannelSpec, InboundAdapter, InboundPush, PollResult
+from scrm.channels.base import ChannelClient, InboundEvent, SendRefused
+from scrm.channels.registry import (
+    AccountView,
+    ChannelSpec,
+    InboundAdapter,
+    InboundPush,
+    PollResult,
+    SendContext,
+)
 from scrm.channels.weibo import handler
 from scrm.channels.weibo.client import WeiboClient
 from scrm.channels.weibo.config import NAMESPACE, WeiboAccountConfig
@@ -22,6 +35,7 @@ SECRET_FIELDS = ("app_secret", "access_token")
 CONFIG_FIELDS = ("uid", "app_key", "poll", "poll_max_pages")
 POLL_PAGE_SIZE = 200
 DEFAULT_POLL_MAX_PAGES = 50  # 10,000 items per endpoint per poll before older ones are skipped
+PRIVATE_REPLY_WINDOW = dt.timedelta(hours=48)
 
 
 def uid_of(account: AccountView) -> str:
@@ -83,6 +97,35 @@ def poll(account: AccountView, settings: Settings) -> PollResult:
     return PollResult(sorted(events.values(), key=lambda e: e.sent_at), state)
 
 
+def precheck(ctx: SendContext) -> None:
+    """Refuse a private reply the fan-service API would refuse: after an unfollow of this
+    account, or more than 48 h after the fan's last private message / follow / click / scan
+    here. Public comment replies are always allowed; the error tells the agent to use one."""
+    if ctx.message.visibility != "private":
+        return
+    if ctx.subscribed is False:
+        raise SendRefused(
+            "该粉丝已取消关注本微博账号，私信未发送；可改为公开评论回复。"
+            " (The fan unfollowed this Weibo account: the private message was not sent;"
+            " answer with a public comment instead.)",
+            code="unsubscribed",
+        )
+    opened = max((t for t in (ctx.last_interaction_at, ctx.last_inbound_at) if t is not None), default=None)
+    if opened is None:
+        why = "粉丝从未私信、关注或点击本账号菜单 (the fan never messaged, followed or clicked this account)"
+    elif ctx.now - opened >= PRIVATE_REPLY_WINDOW:
+        why = (
+            "粉丝最近一次私信/关注/点击已超过 48 小时 (the fan's last private contact is older than 48 hours)"
+        )
+    else:
+        return
+    raise SendRefused(
+        f"微博私信窗口已关闭：{why}，私信未发送；可改为公开评论回复。"
+        " Weibo private-message window closed: the reply was not sent; answer with a public comment.",
+        code="window_closed",
+    )
+
+
 SPEC = ChannelSpec(
     kind="weibo",
     label="新浪微博 Sina Weibo",
@@ -98,6 +141,7 @@ SPEC = ChannelSpec(
         reply_media_type="application/json",
     ),
     identity_namespace=lambda account: NAMESPACE,
+    precheck=precheck,
     poll=poll,
     poll_interval_seconds=180.0,
     help="weibo: --external-id UID; secrets app_secret, access_token; config app_key, poll, poll_max_pages",

@@ -1,0 +1,136 @@
+"""Per-channel-account follow state and window times (contact_account_state): what the inbound
+pipeline records, and the migration's backfill from existing conversations."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from alembic.script import ScriptDirectory
+from sqlalchemy import select, update
+
+from scrm import migrate
+from scrm.channels.base import InboundEvent, Sender
+from scrm.config import Settings
+from scrm.contact import service as contact_service
+from scrm.db import Database
+from scrm.models import ContactAccountState, ContactIdentity
+from scrm.workspace import service
+from tests.conftest import Workspace
+from tests.helpers import run_jobs
+from tests.outbox import test_weibo_replies
+from tests.outbox.test_weibo_replies import BRANDS, FAN, Env
+
+MIGRATION = "e6b2c8d45a17"
+weibo_env = test_weibo_replies.env  # two Weibo brand accounts and the fake Weibo API
+
+
+def _accounts(db: Database, ws: Workspace) -> tuple[int, int]:
+    with db.transaction() as s:
+        ids = []
+        for key, (uid, secret, token) in BRANDS.items():
+            account = service.create_channel_account(
+                s,
+                ws.id,
+                "weibo",
+                f"品牌{key}",
+                external_id=uid,
+                secrets={"app_secret": secret, "access_token": token},
+            )
+            ids.append(account.id)
+    return ids[0], ids[1]
+
+
+def _event(kind: str, at: dt.datetime, visibility: str = "private") -> InboundEvent:
+    return InboundEvent(
+        external_id=f"{kind}:{at.timestamp()}",
+        kind=kind,  # type: ignore[arg-type]
+        sender=Sender(external_id=FAN, namespace="weibo"),
+        sent_at=at,
+        visibility=visibility,  # type: ignore[arg-type]
+    )
+
+
+def _record(db: Database, ws: Workspace, account_id: int, event: InboundEvent) -> None:
+    with db.transaction() as s:
+        resolved = contact_service.resolve(s, ws.id, event.sender)
+        contact_service.record_account_event(s, ws.id, resolved.identity, account_id, event)
+
+
+def _state(db: Database, account_id: int) -> ContactAccountState | None:
+    with db.transaction(readonly=True) as s:
+        return s.execute(
+            select(ContactAccountState).where(ContactAccountState.channel_account_id == account_id)
+        ).scalar_one_or_none()
+
+
+def _identity(db: Database) -> ContactIdentity:
+    with db.transaction(readonly=True) as s:
+        return s.execute(select(ContactIdentity).where(ContactIdentity.namespace == "weibo")).scalar_one()
+
+
+def test_times_only_move_forward_and_public_posts_open_no_private_window(
+    db: Database, workspace: Workspace
+) -> None:
+    a, _ = _accounts(db, workspace)
+    t0 = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
+    _record(db, workspace, a, _event("message", t0))
+    _record(db, workspace, a, _event("message", t0 - dt.timedelta(hours=1)))  # older, processed late
+    _record(db, workspace, a, _event("mention", t0 + dt.timedelta(hours=1), visibility="public"))
+    state = _state(db, a)
+    assert state is not None and state.subscribed is None
+    assert state.last_message_at == state.last_interaction_at
+    assert abs((state.last_message_at - t0).total_seconds() - 1) < 0.01  # type: ignore[operator]
+    _record(db, workspace, a, _event("click", t0 + dt.timedelta(hours=2)))
+    state = _state(db, a)
+    assert state is not None and state.last_message_at is not None and state.last_interaction_at is not None
+    assert state.last_interaction_at - state.last_message_at == dt.timedelta(hours=2)
+
+
+def test_a_stamp_from_the_future_counts_as_now(db: Database, workspace: Workspace) -> None:
+    a, _ = _accounts(db, workspace)
+    _record(db, workspace, a, _event("message", dt.datetime.now(dt.UTC) + dt.timedelta(days=30)))
+    state = _state(db, a)
+    assert state is not None and state.last_message_at is not None
+    assert state.last_message_at <= dt.datetime.now(dt.UTC)
+
+
+def test_identity_flag_is_false_only_when_every_account_was_left(db: Database, workspace: Workspace) -> None:
+    a, b = _accounts(db, workspace)
+    now = dt.datetime.now(dt.UTC)
+    _record(db, workspace, a, _event("subscribe", now - dt.timedelta(minutes=3)))
+    _record(db, workspace, b, _event("subscribe", now - dt.timedelta(minutes=3)))
+    _record(db, workspace, a, _event("unsubscribe", now - dt.timedelta(minutes=2)))
+    assert _identity(db).subscribed is True
+    _record(db, workspace, b, _event("unsubscribe", now - dt.timedelta(minutes=1)))
+    assert _identity(db).subscribed is False
+    assert _state(db, a).subscribed is False and _state(db, b).subscribed is False  # type: ignore[union-attr]
+    _record(db, workspace, b, _event("subscribe", now))
+    assert _identity(db).subscribed is True
+    assert _state(db, a).subscribed is False  # type: ignore[union-attr]
+
+
+def test_migration_backfills_from_private_conversations(
+    weibo_env: Env, db: Database, settings: Settings, workspace: Workspace
+) -> None:
+    env = weibo_env
+    env.push("a", text="A 店")
+    env.push("b", text="B 店")
+    run_jobs(db, settings)
+    a, b = env.brands["a"].id, env.brands["b"].id
+    before = {s: _state(db, s).last_message_at for s in (a, b)}  # type: ignore[union-attr]
+    with db.transaction() as s:  # the old, workspace-wide opt-out of a Weibo fan
+        s.execute(
+            update(ContactIdentity).where(ContactIdentity.namespace == "weibo").values(subscribed=False)
+        )
+    script = ScriptDirectory.from_config(migrate.alembic_config(db.url))
+    down = script.get_revision(MIGRATION).down_revision
+    assert isinstance(down, str)
+    migrate.downgrade(db, down)
+    migrate.upgrade(db)
+    for account_id in (a, b):
+        state = _state(db, account_id)
+        assert state is not None and state.namespace == "weibo" and state.external_id == FAN
+        assert state.subscribed is False  # kept opted out until the fan follows again
+        assert state.last_message_at is not None and before[account_id] is not None
+        # Backfilled from the conversation (stamped on arrival), within seconds of the event.
+        assert abs((state.last_message_at - before[account_id]).total_seconds()) < 5
