@@ -11,6 +11,7 @@ from scrm.conversation.endpoints import router as conversations
 from scrm.nlp.endpoints import router as triage
 from scrm.sla.endpoints import router as sla
 from scrm.workspace.endpoints import router as workspace
+from scrm.workspace.wechat_tools_endpoints import router as wechat_tools
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(conversations)
@@ -20,3 +21,4 @@ router.include_router(triage)
 router.include_router(automation)
 router.include_router(sla)
 router.include_router(casework)
+router.include_router(wechat_tools)

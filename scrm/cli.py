@@ -36,6 +36,7 @@ app.add_typer(channels_app, name="channels")
 app.add_typer(import_app, name="import")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(routing_app, name="routing")
+channels_app.add_typer(__import__("scrm.workspace.wechat_tools_cli", fromlist=["app"]).app)  # qrcode/menu/tags
 
 
 def _nlp_with_database() -> None:
