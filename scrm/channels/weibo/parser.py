@@ -14,7 +14,15 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from scrm.channels.base import EventKind, InboundEvent, InboundRejected, Sender, json_problem
+from scrm.channels.base import (
+    JSON_INT_MAX,
+    JSON_INT_MIN,
+    EventKind,
+    InboundEvent,
+    InboundRejected,
+    Sender,
+    json_problem,
+)
 from scrm.channels.weibo.config import NAMESPACE
 
 MAX_BODY = 256 * 1024
@@ -83,9 +91,10 @@ def _finite_float(text: str) -> float:
 
 
 def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > _MAX_ID_DIGITS:
-        raise ValueError(f"integer {text[:20]}… is out of range")
-    return int(text)
+    value = int(text) if len(text.lstrip("-")) <= _MAX_ID_DIGITS else None
+    if value is None or not JSON_INT_MIN <= value <= JSON_INT_MAX:
+        raise ValueError(f"integer {text[:20]} is out of range")
+    return value
 
 
 def loads_strict(body: bytes, *, max_body: int = MAX_BODY) -> Any:
