@@ -339,9 +339,103 @@ def channels_create(
             external_id=external_id,
         )
         result: dict[str, Any] = {"id": str(account.id), "inbound_url": service.inbound_url(account)}
+        if kind != "webhook":  # what was stored, secrets masked
+            result.update(
+                external_id=account.external_id,
+                config=dict(account.config),
+                secrets=service.masked_secrets(account),
+            )
     if kind == "webhook":
-        result["secret"] = sec["secret"]
-    print(json.dumps(result))
+        result["secret"] = sec["secret"]  # generated here, so shown once in full
+    print(json.dumps(result, ensure_ascii=False))
+
+
+def _json_object(text: str, option: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise fail(f"{option} must be a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise fail(f"{option} must be a JSON object")
+    return value
+
+
+@channels_app.command("update")
+@friendly
+def channels_update(
+    account: Annotated[int, typer.Argument(help="Channel account id (from `scrm channels create`).")],
+    workspace: Annotated[str, typer.Option(help="Workspace slug.")],
+    name: Annotated[str, typer.Option(help="A new name.")] = "",
+    config: Annotated[str, typer.Option(help="JSON object merged into the config; null removes a key.")] = "",
+    secrets: Annotated[
+        str, typer.Option(help='JSON object merged into the secrets; null or "" removes one.')
+    ] = "",
+    encoding_aes_key: Annotated[
+        str,
+        typer.Option(help="Rotate to this EncodingAESKey; the current one stays valid as the previous key."),
+    ] = "",
+    generate_aes_key: Annotated[
+        bool,
+        typer.Option(help="Rotate to a new random EncodingAESKey, printed once to paste into the platform."),
+    ] = False,
+    drop_previous_aes_key: Annotated[
+        bool, typer.Option(help="Forget the previous EncodingAESKey (once the platform uses the new one).")
+    ] = False,
+) -> None:
+    """Change a channel account's name, config or secrets; prints it with secrets masked.
+
+    Key rotation (WeChat safe mode, WeCom): set the new key here first, then in the platform's
+    console; pushes encrypted with either key verify meanwhile. Finish with
+    --drop-previous-aes-key. Running servers use the change within 10 seconds.
+    """
+    import secrets as pysecrets
+    import string
+
+    from scrm.workspace import service
+
+    cfg = _json_object(config, "--config") if config else None
+    sec: dict[str, str | None] | None = None
+    if secrets:
+        sec = {k: (None if v is None else str(v)) for k, v in _json_object(secrets, "--secrets").items()}
+    if encoding_aes_key and generate_aes_key:
+        raise fail("give --encoding-aes-key or --generate-aes-key, not both")
+    new_key = encoding_aes_key.strip()
+    if generate_aes_key:
+        alphabet = string.ascii_letters + string.digits
+        new_key = "".join(pysecrets.choice(alphabet) for _ in range(43))
+    if new_key or drop_previous_aes_key:
+        sec = dict(sec or {})
+        if new_key:
+            sec["encoding_aes_key"] = new_key
+        if drop_previous_aes_key:
+            if new_key:
+                raise fail("--drop-previous-aes-key finishes a rotation: run it after the new key is in use")
+            sec["previous_encoding_aes_key"] = None
+    if name == "" and cfg is None and sec is None:
+        raise fail("nothing to change: give --name, --config, --secrets or an AES key option")
+    db = _db()
+    with db.transaction() as session:
+        ws = service.get_workspace(session, workspace)
+        row = service.update_channel_account(
+            session, ws.id, account, name=name or None, config=cfg, secrets=sec
+        )
+        result: dict[str, Any] = {
+            "id": str(row.id),
+            "name": row.name,
+            "inbound_url": service.inbound_url(row),
+            "external_id": row.external_id,
+            "config": dict(row.config),
+            "secrets": service.masked_secrets(row),
+        }
+    if generate_aes_key:
+        result["encoding_aes_key"] = new_key  # generated here, so shown once in full
+    if new_key:
+        console.print(
+            "EncodingAESKey rotated: the previous key still decrypts pushes. Enter the new key in the "
+            "platform's console, then run `scrm channels update "
+            f"{account} --workspace {workspace} --drop-previous-aes-key`."
+        )
+    print(json.dumps(result, ensure_ascii=False))
 
 
 @channels_app.command("simulate")

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from scrm.channels.base import ChannelClient, InboundEvent, OutboundMessage
+from scrm.channels.base import (
+    ChannelClient,
+    InboundEvent,
+    InvalidAccount,
+    OutboundMessage,
+    json_problem,
+    text_problem,
+)
 from scrm.config import Settings
 
 
@@ -23,6 +30,19 @@ class AccountView:
     config: dict[str, Any]
     secrets: dict[str, str]
     state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    """What an admin gives for an account (before it is stored): checked by the channel."""
+
+    external_id: str
+    config: dict[str, Any]
+    secrets: dict[str, str]
+
+
+# Checks (and normalises) an account's settings without any database: raises InvalidAccount.
+AccountValidator = Callable[[AccountSettings], AccountSettings]
 
 
 @dataclass(frozen=True)
@@ -86,6 +106,9 @@ class ChannelSpec:
     poll: Callable[[AccountView, Settings], PollResult] | None = None
     poll_interval_seconds: float = 180.0
     help: str = ""  # shown by `scrm channels create --help`
+    # Checks an account's external id, config and secrets before they are stored (create and
+    # update), so a bad EncodingAESKey is refused then, not on every push afterwards.
+    validate_account: AccountValidator | None = None
 
     @property
     def can_send(self) -> bool:
@@ -95,8 +118,44 @@ class ChannelSpec:
 _SPECS: dict[str, ChannelSpec] = {}
 
 
-def register(spec: ChannelSpec) -> None:
+def register(spec: ChannelSpec, *, validate: AccountValidator | None = None) -> None:
+    if validate is not None:
+        spec = replace(spec, validate_account=validate)
     _SPECS[spec.kind] = spec
+
+
+MAX_SECRET_CHARS = 1024
+
+
+def validate_account(kind: str, settings: AccountSettings) -> AccountSettings:
+    """The settings as they will be stored, or InvalidAccount naming the field.
+
+    Every channel: config keys are the spec's `config_fields`, config values are storable
+    JSON, secrets are non-empty text without control characters. Then the channel's own
+    `validate_account` (formats, required fields, consistency).
+    """
+    spec = get(kind)
+    if len(settings.external_id) > 128 or text_problem(settings.external_id):
+        raise InvalidAccount("the external id must be at most 128 characters of text", field="external_id")
+    unknown = sorted(set(settings.config) - set(spec.config_fields))
+    if unknown and spec.config_fields:
+        raise InvalidAccount(
+            f"unknown config field {unknown[0]!r}; {kind} takes {', '.join(spec.config_fields)}",
+            field="config",
+        )
+    problem = json_problem(settings.config)
+    if problem:
+        raise InvalidAccount(f"config holds {problem}", field="config")
+    for name, value in settings.secrets.items():
+        if not isinstance(value, str) or len(value) > MAX_SECRET_CHARS:
+            raise InvalidAccount(
+                f"secret {name!r} must be text of at most {MAX_SECRET_CHARS} characters", field=name
+            )
+        if any(ord(c) < 32 or ord(c) == 127 for c in value) or text_problem(value):
+            raise InvalidAccount(f"secret {name!r} holds a control character", field=name)
+    if spec.validate_account is not None:
+        settings = spec.validate_account(settings)
+    return settings
 
 
 def get(kind: str) -> ChannelSpec:
@@ -115,12 +174,16 @@ def all_specs() -> dict[str, ChannelSpec]:
 def _load() -> None:
     if _SPECS:
         return
+    from scrm.channels.webhook import accounts as webhook_accounts
     from scrm.channels.webhook import spec as webhook
+    from scrm.channels.wechat import accounts as wechat_accounts
     from scrm.channels.wechat import spec as wechat
+    from scrm.channels.wecom import accounts as wecom_accounts
     from scrm.channels.wecom import spec as wecom
+    from scrm.channels.weibo import accounts as weibo_accounts
     from scrm.channels.weibo import spec as weibo
 
-    register(webhook.SPEC)
-    register(wechat.SPEC)
-    register(weibo.SPEC)
-    register(wecom.SPEC)
+    register(webhook.SPEC, validate=webhook_accounts.validate)
+    register(wechat.SPEC, validate=wechat_accounts.validate)
+    register(weibo.SPEC, validate=weibo_accounts.validate)
+    register(wecom.SPEC, validate=wecom_accounts.validate)

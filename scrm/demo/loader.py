@@ -138,7 +138,7 @@ def _social_accounts(session: Session, ws_id: int, ws_spec: dict[str, Any], bran
             external_id=appid,
             config={"appid": appid, "original_id": f"gh_{appid[-12:]}"},
             secrets={
-                "token": demo_secret(slug, f"{DEMO_WECHAT_NAME}:token"),
+                "token": demo_secret(slug, f"{DEMO_WECHAT_NAME}:token")[:32],  # WeChat: 3-32 chars
                 "secret": demo_secret(slug, f"{DEMO_WECHAT_NAME}:secret"),
                 "encoding_aes_key": demo_aes_key(slug),
             },

@@ -54,6 +54,12 @@ def load_account(db: Database, kind: str, account_id: int) -> AccountView:
     return view
 
 
+def forget_account(kind: str, account_id: int) -> None:
+    """Drop a cached account (it was edited): this process reads it again on the next push.
+    Other processes keep their copy for at most ACCOUNT_TTL seconds."""
+    _accounts.pop((kind, account_id), None)
+
+
 _refreshing: set[tuple[str, int]] = set()
 
 

@@ -1092,6 +1092,16 @@ ZH.update(
         "channels.next_step_wechat": "请在公众号后台“设置与开发 → 基本配置 → 服务器配置”中"
         "填写以下服务器地址，以及刚才的 Token 和 EncodingAESKey：",
         "channels.next_step_weibo": "请在微博粉丝服务平台的“高级功能 → 开发模式”中填写以下回调地址：",
+        "channels.edit": "编辑",
+        "channels.keep_blank": "（留空则保持不变）",
+        "channels.new_aes_key": "新的 EncodingAESKey",
+        "channels.rotate_hint": "（更换密钥：旧密钥在切换期间仍可解密，留空则保持不变）",
+        "channels.drop_previous": "不再接受旧的 EncodingAESKey（平台已改用新密钥后勾选）",
+        "channels.saved": "已保存“{name}”。",
+        "channels.rotated": "EncodingAESKey 已更换，旧密钥暂时仍可解密。请在平台后台填入新密钥，"
+        "确认后再勾选“不再接受旧的 EncodingAESKey”。",
+        "channels.saved_ttl": "本进程立即生效；其他服务进程最迟 10 秒内生效。",
+        "channels.not_saved": "未保存：",
     }
 )
 EN.update(
@@ -1118,6 +1128,20 @@ EN.update(
         "EncodingAESKey:",
         "channels.next_step_weibo": "In the Weibo fan-service platform (Advanced \u2192 Developer mode) "
         "enter this callback URL:",
+        "channels.edit": "Edit",
+        "channels.keep_blank": "(leave blank to keep)",
+        "channels.new_aes_key": "New EncodingAESKey",
+        "channels.rotate_hint": "(key rotation: the old key keeps decrypting during the switch; "
+        "blank keeps it)",
+        "channels.drop_previous": "Stop accepting the previous EncodingAESKey "
+        "(once the platform uses the new one)",
+        "channels.saved": "\u201c{name}\u201d is saved.",
+        "channels.rotated": "EncodingAESKey rotated; the previous key still decrypts for now. Enter the "
+        "new key in the platform's console, then tick \u201cStop accepting the previous "
+        "EncodingAESKey\u201d.",
+        "channels.saved_ttl": "In effect at once in this process; other server processes follow "
+        "within 10 seconds.",
+        "channels.not_saved": "Not saved:",
     }
 )
 

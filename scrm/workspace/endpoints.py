@@ -6,7 +6,13 @@ from scrm.errors import Invalid
 from scrm.models import ChannelAccount
 from scrm.workspace import service
 from scrm.workspace.auth import AdminPrincipal, CurrentPrincipal, get_db
-from scrm.workspace.schemas import ChannelAccountIn, ChannelAccountOut, MemberOut, TeamOut
+from scrm.workspace.schemas import (
+    ChannelAccountIn,
+    ChannelAccountOut,
+    ChannelAccountPatch,
+    MemberOut,
+    TeamOut,
+)
 
 router = APIRouter(tags=["workspace"])
 
@@ -55,6 +61,27 @@ def create_channel(request: Request, principal: AdminPrincipal, body: ChannelAcc
             config=body.config,
             secrets=body.secrets,
             external_id=body.external_id,
+            actor_id=principal.member_id,
+        )
+        return channel_out(account)
+
+
+@router.patch(
+    "/channels/{channel_id}",
+    response_model=ChannelAccountOut,
+    summary="Change a channel account's name, config or secrets (admins; a new EncodingAESKey rotates)",
+)
+def update_channel(
+    request: Request, principal: AdminPrincipal, channel_id: int, body: ChannelAccountPatch
+) -> ChannelAccountOut:
+    with get_db(request).transaction() as session:
+        account = service.update_channel_account(
+            session,
+            principal.workspace_id,
+            channel_id,
+            name=body.name,
+            config=body.config,
+            secrets=body.secrets,
             actor_id=principal.member_id,
         )
         return channel_out(account)

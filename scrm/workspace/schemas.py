@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 ROLES = ("admin", "supervisor", "agent", "department")
 
@@ -44,6 +44,21 @@ class ChannelAccountIn(BaseModel):
     external_id: str = Field(default="", max_length=128)
     config: dict[str, Any] = Field(default_factory=dict)
     secrets: dict[str, str] = Field(default_factory=dict)
+
+
+class ChannelAccountPatch(BaseModel):
+    """What PATCH /channels/{id} changes; only the fields sent. The platform id cannot change."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: StrictStr | None = Field(default=None, min_length=1, max_length=200)
+    config: dict[str, Any] | None = Field(default=None, description="merged; a null value removes the key")
+    secrets: dict[str, StrictStr | None] | None = Field(
+        default=None,
+        description=(
+            "merged; null or an empty string removes one. A new encoding_aes_key keeps the current "
+            "one as previous_encoding_aes_key (key rotation) unless that is given too."
+        ),
+    )
 
 
 class TeamOut(BaseModel):

@@ -12,8 +12,10 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from scrm.channels import registry as channel_registry
+from scrm.channels.base import InvalidAccount
 from scrm.channels.registry import AccountView
 from scrm.config import get_settings
+from scrm.db import after_commit
 from scrm.errors import Conflict, Invalid, NotFound, Unauthorized
 from scrm.governance.service import audit
 from scrm.kit import crypto
@@ -326,6 +328,42 @@ _DUMMY_HASH = crypto.hash_password("timing-equaliser-not-a-password")
 
 
 # -- channel accounts ------------------------------------------------------------------------
+def _checked_settings(
+    kind: str, external_id: str, config: dict[str, Any], secrets: dict[str, str]
+) -> channel_registry.AccountSettings:
+    """The channel's own check of an account's settings (formats, required secrets, a usable
+    EncodingAESKey), as `Invalid` naming the field; the same for the CLI, API and admin page."""
+    try:
+        spec = channel_registry.get(kind)
+    except KeyError:
+        raise Invalid(f"unknown channel kind {kind!r}", field="kind") from None
+    missing = [f for f in spec.secret_fields if not secrets.get(f)]
+    if missing and spec.validate_account is None:  # a channel's own check names the field better
+        raise Invalid(f"missing secret fields: {', '.join(missing)}", field="secrets")
+    settings = channel_registry.AccountSettings(external_id=external_id, config=config, secrets=secrets)
+    try:
+        return channel_registry.validate_account(kind, settings)
+    except InvalidAccount as exc:
+        raise Invalid(exc.message, field=exc.field or "config") from None
+
+
+def _check_not_connected(
+    session: Session, workspace_id: int, kind: str, external_id: str, *, except_id: int | None = None
+) -> None:
+    if not external_id:
+        return
+    for other in repository.channel_accounts(session, workspace_id, kind):
+        if other.id != except_id and external_id == other.external_id:
+            raise Conflict(f"{external_id} is already connected as {other.name!r}")
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 200 or any(ord(c) < 32 for c in name):
+        raise Invalid("the account needs a name (1-200 characters)", field="name")
+    return name
+
+
 def create_channel_account(
     session: Session,
     workspace_id: int,
@@ -338,24 +376,20 @@ def create_channel_account(
     brand_id: int | None = None,
     actor_id: int | None = None,
 ) -> ChannelAccount:
-    try:
-        spec = channel_registry.get(kind)
-    except KeyError:
-        raise Invalid(f"unknown channel kind {kind!r}", field="kind") from None
-    secrets = dict(secrets or {})
-    missing = [f for f in spec.secret_fields if not secrets.get(f)]
-    if missing:
-        raise Invalid(f"missing secret fields: {', '.join(missing)}", field="secrets")
+    """Connect an account after the channel has checked its settings (Invalid / Conflict)."""
+    name = _check_name(name)
+    checked = _checked_settings(kind, external_id, dict(config or {}), dict(secrets or {}))
     if repository.channel_account_by_name(session, workspace_id, name):
         raise Conflict(f"a channel named {name!r} exists")
+    _check_not_connected(session, workspace_id, kind, checked.external_id)
     account = ChannelAccount(
         workspace_id=workspace_id,
         brand_id=brand_id,
         kind=kind,
         name=name,
-        external_id=external_id,
-        config=dict(config or {}),
-        secrets=_secret_box().encrypt(orjson.dumps(secrets).decode()),
+        external_id=checked.external_id,
+        config=checked.config,
+        secrets=_secret_box().encrypt(orjson.dumps(checked.secrets).decode()),
         state={},
     )
     session.add(account)
@@ -370,6 +404,93 @@ def create_channel_account(
         data={"kind": kind, "name": name},
     )
     return account
+
+
+AES_KEY_SECRETS = ("encoding_aes_key", "previous_encoding_aes_key")
+
+
+def update_channel_account(
+    session: Session,
+    workspace_id: int,
+    account_id: int,
+    *,
+    name: str | None = None,
+    config: dict[str, Any] | None = None,
+    secrets: dict[str, str | None] | None = None,
+    actor_id: int | None = None,
+) -> ChannelAccount:
+    """Change an account's name, config or secrets; only what is given changes.
+
+    `config` and `secrets` are merged into what is stored: a key with None (or "") removes it.
+    Setting a new ``encoding_aes_key`` (WeChat, WeCom) is a rotation: the current key becomes
+    ``previous_encoding_aes_key`` unless that is given too, so pushes encrypted with either
+    key verify while the platform switches over. The merged settings go through the channel's
+    check like a new account's. The external id (AppID, uid, CorpID) cannot change.
+
+    Processes cache an account for ``scrm.inbound.committer.ACCOUNT_TTL`` seconds: this one
+    forgets it when the change commits; other API processes see it within that time.
+    """
+    account = get_channel_account(session, workspace_id, account_id)
+    changed: list[str] = []
+    if name is not None and name.strip() != account.name:
+        new_name = _check_name(name)
+        other = repository.channel_account_by_name(session, workspace_id, new_name)
+        if other is not None and other.id != account.id:
+            raise Conflict(f"a channel named {new_name!r} exists")
+        account.name = new_name
+        changed.append("name")
+    new_config = dict(account.config)
+    for key, value in (config or {}).items():
+        if value is None:
+            new_config.pop(key, None)
+        else:
+            new_config[key] = value
+    current = account_secrets(account)
+    new_secrets = dict(current)
+    given = {k: (v if v is None else str(v)) for k, v in (secrets or {}).items()}
+    for key, value in given.items():
+        if value is None or not value.strip():
+            new_secrets.pop(key, None)
+        else:
+            new_secrets[key] = value.strip()
+    old_key = current.get("encoding_aes_key")
+    new_key = new_secrets.get("encoding_aes_key")
+    rotated = bool(old_key and new_key and new_key != old_key)
+    if rotated and "previous_encoding_aes_key" not in given:
+        new_secrets["previous_encoding_aes_key"] = old_key or ""
+    checked = _checked_settings(account.kind, account.external_id, new_config, new_secrets)
+    if checked.external_id != account.external_id:
+        raise Invalid("the account's platform id (AppID, uid, CorpID) cannot change", field="external_id")
+    if checked.config != account.config:
+        account.config = checked.config
+        changed.append("config")
+    secrets_changed = sorted(
+        k for k in set(current) | set(checked.secrets) if current.get(k) != checked.secrets.get(k)
+    )
+    if secrets_changed:
+        account.secrets = _secret_box().encrypt(orjson.dumps(checked.secrets).decode())
+        changed.append("secrets")
+    if changed:
+        session.flush()
+        audit(
+            session,
+            workspace_id,
+            "channel.updated",
+            actor_id=actor_id,
+            target_type="channel_account",
+            target_id=account.id,
+            # which secrets changed, never their values
+            data={"changed": changed, "secrets": secrets_changed, "aes_key_rotated": rotated},
+        )
+        kind, row_id = account.kind, account.id
+        after_commit(session, lambda: _forget_cached_account(kind, row_id))
+    return account
+
+
+def _forget_cached_account(kind: str, account_id: int) -> None:
+    from scrm.inbound.committer import forget_account  # the inbound path imports this module
+
+    forget_account(kind, account_id)
 
 
 def get_channel_account(session: Session, workspace_id: int, account_id: int) -> ChannelAccount:

@@ -101,6 +101,23 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "event__scan.json": {"kind": "scan", "scene": "2001", "metadata.key": "QR_SCENE_2001"},
     "event__click.json": {"kind": "click", "menu_key": "MENU_ORDER_STATUS"},
     "event__view.json": {"kind": "view", "menu_key": "https://brand.example/store"},
+    # "被@" pushes (reference §2.1; the exact JSON was not retrieved): a public mention threaded on
+    # its status, keyed like the poller's import of the same status or comment.
+    "event__mention.json": {
+        "kind": "mention",
+        "visibility": "public",
+        "text": "@云程航空 航班 CA1234 延误三个小时了，有人管吗？",
+        "thread_key": "4887190151119337",
+        "external_id": "status:4887190151119337",
+        "metadata.status_id": "4887190151119337",
+    },
+    "event__mention_comment.json": {
+        "kind": "mention",
+        "visibility": "public",
+        "thread_key": "4887190151119337",
+        "external_id": "comment:4887201234567890",
+        "metadata.comment_id": "4887201234567890",
+    },
     "event__unknown_subtype.json": {
         "kind": "unknown",
         "metadata.data": {"subtype": "brand_new_thing", "foo": "bar"},
@@ -129,7 +146,10 @@ def test_push_fixture(name: str) -> None:
     assert event.sender.external_id == "2489518277"
     assert event.sender.namespace == "weibo"
     assert push.receiver_id == "1902538057"
-    assert event.sent_at == SENT + dt.timedelta(seconds=int(event.external_id.split(":")[1]) - 1342433360)
+    if event.kind == "mention":  # keyed by status / comment id, like the poller's import
+        assert event.sent_at == SENT
+    else:
+        assert event.sent_at == SENT + dt.timedelta(seconds=int(event.external_id.split(":")[1]) - 1342433360)
 
 
 def test_created_at_parsing() -> None:
