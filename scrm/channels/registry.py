@@ -125,6 +125,8 @@ def register(spec: ChannelSpec, *, validate: AccountValidator | None = None) -> 
 
 
 MAX_SECRET_CHARS = 1024
+# Config every channel takes (the outbox's send rate per account, scrm/outbox/ratelimit.py).
+COMMON_CONFIG_FIELDS = ("rate_limit_per_second", "rate_limit_burst")
 
 
 def validate_account(kind: str, settings: AccountSettings) -> AccountSettings:
@@ -137,15 +139,19 @@ def validate_account(kind: str, settings: AccountSettings) -> AccountSettings:
     spec = get(kind)
     if len(settings.external_id) > 128 or text_problem(settings.external_id):
         raise InvalidAccount("the external id must be at most 128 characters of text", field="external_id")
-    unknown = sorted(set(settings.config) - set(spec.config_fields))
-    if unknown and spec.config_fields:
+    allowed = (*spec.config_fields, *COMMON_CONFIG_FIELDS)
+    unknown = sorted(set(settings.config) - set(allowed))
+    if unknown:
         raise InvalidAccount(
-            f"unknown config field {unknown[0]!r}; {kind} takes {', '.join(spec.config_fields)}",
-            field="config",
+            f"unknown config field {unknown[0]!r}; {kind} takes {', '.join(allowed)}", field="config"
         )
     problem = json_problem(settings.config)
     if problem:
         raise InvalidAccount(f"config holds {problem}", field="config")
+    for name in COMMON_CONFIG_FIELDS:
+        value = settings.config.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+            raise InvalidAccount(f"{name} must be a number of at least 0 (0 = unlimited)", field=name)
     for name, value in settings.secrets.items():
         if not isinstance(value, str) or len(value) > MAX_SECRET_CHARS:
             raise InvalidAccount(

@@ -19,6 +19,7 @@ from scrm.channels.wechat.config import WechatAccountConfig
 from scrm.cli import app as cli
 from scrm.config import Settings
 from scrm.db import Database
+from scrm.errors import Invalid
 from scrm.inbound import committer
 from scrm.models import AuditLog, ChannelAccount, InboundEvent
 from scrm.workspace import service
@@ -477,3 +478,18 @@ def test_secrets_are_never_logged(
     assert_masked(caplog.text, NEW_AES_KEY, AES_KEY, "brand-new-app-secret", SECRET)
     with db.transaction(readonly=True) as s:
         assert s.execute(select(func.count()).select_from(AuditLog)).scalar_one() >= 2
+
+
+def test_every_channel_takes_the_outbox_rate_limit_config(
+    db: Database, settings: Settings, workspace: Workspace
+) -> None:
+    with db.transaction() as s:
+        account = service.create_channel_account(
+            s, workspace.id, "webhook", "限速", secrets={"secret": "s" * 20},
+            config={"callback_url": "http://127.0.0.1:9/x", "rate_limit_per_second": 0.5, "rate_limit_burst": 2},
+        )  # fmt: skip
+        assert account.config["rate_limit_per_second"] == 0.5
+    for value in (-1, "fast", True):
+        with pytest.raises(Invalid) as err, db.transaction() as s:
+            service.update_channel_account(s, workspace.id, account.id, config={"rate_limit_burst": value})
+        assert err.value.field == "rate_limit_burst"
