@@ -192,6 +192,30 @@ def record_account_event(
         )
 
 
+def note_unfollowed(
+    session: Session, workspace_id: int, channel_account_id: int, namespace: str, external_id: str
+) -> None:
+    """The platform said the fan no longer follows the account (WeChat 43004 at send time),
+    whether or not we saw the unfollow event: opt them out there, as that event would."""
+    repository.upsert_account_state(
+        session,
+        workspace_id=workspace_id,
+        channel_account_id=channel_account_id,
+        namespace=namespace,
+        external_id=external_id,
+        at=utcnow(),
+        message=False,
+        interaction=False,
+        subscribed=False,
+    )
+    identity = repository.identity(session, workspace_id, namespace, external_id)
+    if identity is not None:
+        states = repository.account_states_of(session, workspace_id, namespace, external_id)
+        identity.subscribed = any(
+            s.subscribed is not False for s in states if s.channel_account_id != channel_account_id
+        )
+
+
 def account_state(
     session: Session, workspace_id: int, channel_account_id: int, external_id: str
 ) -> ContactAccountState | None:

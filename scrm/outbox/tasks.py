@@ -158,6 +158,15 @@ def _note_fallback(ctx: JobContext, row: Any, outcome: str) -> None:
     message.error = f"{message.error or ''} → {label}{outcome}"[-2000:]
 
 
+def _mark_unfollowed(ctx: JobContext, account: ChannelAccount, recipient: str) -> None:
+    """The platform says the fan left the account: nothing more is sent there."""
+    spec = channels.get(account.kind)
+    if spec.identity_namespace is None:
+        return
+    namespace = spec.identity_namespace(workspace.account_view(account))
+    contact_service.note_unfollowed(ctx.session, ctx.workspace_id, account.id, namespace, recipient)
+
+
 @job("outbox.send", max_attempts=8)
 def send(ctx: JobContext, payload: dict[str, Any]) -> None:
     session = ctx.session
@@ -199,6 +208,8 @@ def send(ctx: JobContext, payload: dict[str, Any]) -> None:
         metrics.OUTBOUND_ERRORS.labels(account.kind, exc.code).inc()
         _finish_failed(ctx, row, message, str(exc), exc.code)
         _note_fallback(ctx, row, f"未送达 (not delivered)：{exc}")
+        if getattr(exc, "recipient_unsubscribed", False) and outbound.recipient:
+            _mark_unfollowed(ctx, account, outbound.recipient)
         return
     except ChannelError as exc:
         metrics.OUTBOUND_ERRORS.labels(account.kind, exc.code).inc()

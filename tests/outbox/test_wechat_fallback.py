@@ -16,7 +16,7 @@ from scrm.channels.wechat.spec import account_config
 from scrm.config import Settings
 from scrm.db import Database
 from scrm.kit.time import utcnow
-from scrm.models import Job, OutboxMessage
+from scrm.models import ContactIdentity, Job, OutboxMessage
 from scrm.worker.service import enqueue
 from scrm.workspace import service
 from tests.channels.helpers import APPID
@@ -215,3 +215,26 @@ def test_precheck_refusal_uses_the_subscription_fallback_too(
     assert [message(db, workspace, i).status for i in ids] == ["sent"] * 5 + ["failed"]
     assert len(wechat.fake.sent) == 5 and len(wechat.fake.subscriptions_sent) == 1
     assert len(wechat.fake.requests_to("/message/custom/send")) == 5  # the sixth never went
+
+
+def test_43004_at_send_time_opts_the_fan_out_without_a_fallback(
+    make_wechat: MakeWechat, db: Database, settings: Settings, workspace: Workspace
+) -> None:
+    """The unsubscribe event never reached us, but WeChat says the fan left: no fallback, and
+    nothing more is tried on this account."""
+    wechat = make_wechat(TEMPLATE)
+    fan_writes(wechat, db, settings)
+    wechat.fake.errcode_next(43004, path="/message/custom/send")
+    first = reply(db, workspace, "您好")
+    run_jobs(db, settings)
+    assert message(db, workspace, first).status == "failed"
+    assert "43004" in (message(db, workspace, first).error or "")
+    assert wechat.fake.templates_sent == []
+    with db.transaction(readonly=True) as s:
+        identity = s.execute(select(ContactIdentity).where(ContactIdentity.external_id == FAN)).scalar_one()
+    assert identity.subscribed is False
+    calls = len(wechat.fake.requests)
+    second = reply(db, workspace, "还在吗")
+    run_jobs(db, settings)
+    assert "取消关注" in (message(db, workspace, second).error or "")
+    assert len(wechat.fake.requests) == calls  # refused before any call

@@ -45,6 +45,7 @@ class RecipientUnsubscribedError(WechatPermanentError):
     """43004: the recipient no longer follows the account."""
 
     code = "wechat_unsubscribed"
+    recipient_unsubscribed = True  # the outbox marks the fan unfollowed on this account
 
 
 class WechatCredentialsError(WechatPermanentError):
