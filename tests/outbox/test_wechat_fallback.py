@@ -238,3 +238,30 @@ def test_43004_at_send_time_opts_the_fan_out_without_a_fallback(
     run_jobs(db, settings)
     assert "取消关注" in (message(db, workspace, second).error or "")
     assert len(wechat.fake.requests) == calls  # refused before any call
+
+
+@pytest.mark.parametrize(
+    ("config", "kind"),
+    [
+        ({**TEMPLATE, **SUBSCRIBE}, "template"),
+        ({**TEMPLATE, **SUBSCRIBE, "fallback_order": "subscribe, template"}, "subscribe"),
+        ({**TEMPLATE, "fallback_order": 5}, "template"),  # not a list: the default order
+        ({**TEMPLATE, "fallback_order": ["teleport"]}, None),  # nothing known: no fallback
+        ({**SUBSCRIBE, "fallback_subscribe_data": "not an object"}, "subscribe"),
+        ({"fallback_template_id": ""}, None),
+        ({}, None),
+    ],
+)
+def test_fallback_choice_survives_odd_config(config: dict[str, Any], kind: str | None) -> None:
+    from scrm.channels.base import OutboundMessage
+    from scrm.channels.registry import AccountView
+    from scrm.channels.wechat.spec import fallback_message
+
+    view = AccountView(
+        id=1, workspace_id=1, kind="wechat", name="n", external_id=APPID, config=config, secrets={}
+    )
+    fallback = fallback_message(view, OutboundMessage(idempotency_key="msg:1", recipient=FAN, text="你好"))
+    assert (fallback.msg_type if fallback else None) == kind
+    if fallback is not None:
+        assert fallback.idempotency_key == f"msg:1:fallback:{kind}"
+        assert fallback.payload["fallback_for_key"] == "msg:1" and fallback.payload["data"]
