@@ -258,6 +258,53 @@ def _later(column: Any, value: Any) -> Any:
     return case((or_(column.is_(None), column < value), value), else_=column)
 
 
+_UPSERTS: dict[tuple[str, bool, bool, bool], Any] = {}
+
+
+def _upsert_statement(dialect: str, message: bool, interaction: bool, follow: bool) -> Any:
+    """The upsert for one shape of event, built once (building it costs more than running it)."""
+    key = (dialect, message, interaction, follow)
+    stmt = _UPSERTS.get(key)
+    if stmt is not None:
+        return stmt
+    ins = pg_insert if dialect == "postgresql" else sqlite_insert
+    names = (
+        "workspace_id",
+        "id",
+        "channel_account_id",
+        "namespace",
+        "external_id",
+        "subscribed",
+        "subscription_changed_at",
+        "last_message_at",
+        "last_interaction_at",
+        "updated_at",
+        "created_at",
+    )
+    base = ins(ContactAccountState).values({name: bindparam(name) for name in names})
+    table = ContactAccountState.__table__.c
+    new = base.excluded
+    updates: dict[str, Any] = {"updated_at": new.updated_at}
+    if message:
+        updates["last_message_at"] = _later(table.last_message_at, new.last_message_at)
+    if interaction:
+        updates["last_interaction_at"] = _later(table.last_interaction_at, new.last_interaction_at)
+    if follow:
+        newer = or_(
+            table.subscription_changed_at.is_(None),
+            table.subscription_changed_at <= new.subscription_changed_at,
+        )
+        updates["subscribed"] = case((newer, new.subscribed), else_=table.subscribed)
+        updates["subscription_changed_at"] = _later(
+            table.subscription_changed_at, new.subscription_changed_at
+        )
+    stmt = base.on_conflict_do_update(
+        index_elements=["workspace_id", "channel_account_id", "external_id"], set_=updates
+    )
+    _UPSERTS[key] = stmt
+    return stmt
+
+
 def upsert_account_state(
     session: Session,
     *,
@@ -276,39 +323,20 @@ def upsert_account_state(
     from scrm.kit.time import utcnow
 
     now = utcnow()
-    values: dict[str, Any] = {
-        "workspace_id": workspace_id,
-        "id": new_id(),
-        "channel_account_id": channel_account_id,
-        "namespace": namespace,
-        "external_id": external_id,
-        "subscribed": subscribed,
-        "subscription_changed_at": at if subscribed is not None else None,
-        "last_message_at": at if message else None,
-        "last_interaction_at": at if interaction else None,
-        "updated_at": now,
-        "created_at": now,
-    }
-    ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = ins(ContactAccountState).values(**values)
-    table = ContactAccountState.__table__.c
-    new = stmt.excluded
-    updates: dict[str, Any] = {"updated_at": new.updated_at}
-    if message:
-        updates["last_message_at"] = _later(table.last_message_at, new.last_message_at)
-    if interaction:
-        updates["last_interaction_at"] = _later(table.last_interaction_at, new.last_interaction_at)
-    if subscribed is not None:
-        newer = or_(
-            table.subscription_changed_at.is_(None),
-            table.subscription_changed_at <= new.subscription_changed_at,
-        )
-        updates["subscribed"] = case((newer, new.subscribed), else_=table.subscribed)
-        updates["subscription_changed_at"] = _later(
-            table.subscription_changed_at, new.subscription_changed_at
-        )
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["workspace_id", "channel_account_id", "external_id"], set_=updates
-        )
+    stmt = _upsert_statement(session.get_bind().dialect.name, message, interaction, subscribed is not None)
+    session.connection().execute(
+        stmt,
+        {
+            "workspace_id": workspace_id,
+            "id": new_id(),
+            "channel_account_id": channel_account_id,
+            "namespace": namespace,
+            "external_id": external_id,
+            "subscribed": subscribed,
+            "subscription_changed_at": at if subscribed is not None else None,
+            "last_message_at": at if message else None,
+            "last_interaction_at": at if interaction else None,
+            "updated_at": now,
+            "created_at": now,
+        },
     )
