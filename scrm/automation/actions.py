@@ -169,17 +169,27 @@ def run_action(ctx: ActionContext, action: dict[str, Any]) -> dict[str, Any]:
             out["task_id"] = str(task.id)
         return out
     if kind == "assign":
+        # Skills are kept on the conversation (every later assignment honours them); a named
+        # member takes it only if online, under capacity and skilled, else it is assigned
+        # automatically (or waits in the queue). See assignment.assign_by_rule.
         conv = _need_conv(ctx)
+        member_id: int | None = None
         if action.get("member"):
-            member = workspace.get_member(s, ctx.workspace_id, int(action["member"]))
-            if conv.assignee_id != member.id:
-                conv.assignee_id = member.id
-                conversation_service.record_activity(
-                    s, conv, "assigned", None, assignee_id=str(member.id), reason=who
-                )
-            return {"assignee_id": str(member.id)}
-        got = assignment.assign(s, conv, skills=action.get("skills") or [], contact=ctx.contact)
-        return {"assignee_id": str(got) if got else None}
+            try:
+                member_id = int(str(action["member"]))
+            except ValueError:
+                member_id = 0  # no member has id 0: refused as no_such_member
+        done = assignment.assign_by_rule(
+            s,
+            conv,
+            reason=who,
+            member_id=member_id,
+            skills=action.get("skills") or [],
+            contact=ctx.contact,
+        )
+        if "member" in done:
+            done["member"] = str(action["member"])
+        return done
     if kind == "set_priority":
         conv = _need_conv(ctx)
         if conv.priority != action["priority"]:

@@ -133,8 +133,14 @@ def queue(workspace: Annotated[str, typer.Option(help="Workspace slug.")]) -> No
         with _db().transaction(readonly=True) as session:
             ws = ws_service.get_workspace(session, workspace)
             rows = assignment.unassigned_queue(session, ws.id)
+            reasons = assignment.queue_reasons(session, ws.id, rows)
             for c in rows:
-                out.print(f"{c.id}  {c.priority:<7} {c.last_inbound_at:%Y-%m-%d %H:%M}  {c.subject[:50]}")
+                skills = f" [{', '.join(c.required_skills)}]" if c.required_skills else ""
+                out.print(
+                    f"{c.id}  {c.priority:<7} {c.last_inbound_at:%Y-%m-%d %H:%M}  {c.subject[:50]}"
+                    f"  ({reasons[c.id]}{skills})",
+                    markup=False,
+                )
             out.print(f"{len(rows)} waiting")
 
     run()

@@ -143,6 +143,7 @@ def queue(
     with get_db(request).transaction(readonly=True) as session:
         team_id = workspace.get_team_by_key(session, principal.workspace_id, team).id if team else None
         rows = assignment.unassigned_queue(session, principal.workspace_id, team_id, limit)
+        reasons = assignment.queue_reasons(session, principal.workspace_id, rows)
         return [
             QueueItem(
                 id=str(c.id),
@@ -150,6 +151,8 @@ def queue(
                 priority=c.priority,
                 subject=c.subject,
                 waiting_since=c.last_inbound_at,
+                required_skills=list(c.required_skills or []),
+                reason=reasons[c.id],
             )
             for c in rows
         ]

@@ -70,6 +70,7 @@ class FiringOut(BaseModel):
 
 
 class AvailabilityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     availability: Literal["online", "away", "offline"]
 
 
@@ -88,3 +89,5 @@ class QueueItem(BaseModel):
     priority: str
     subject: str
     waiting_since: dt.datetime | None
+    required_skills: list[str] = Field(default_factory=list)
+    reason: str = Field(default="", description="why it waits (docs/routing.md, Assignment)")

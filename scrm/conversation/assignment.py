@@ -4,6 +4,11 @@ Per team (TeamDesk): round-robin or least-load, agent capacity (Member.capacity 
 agent's *open* conversations), skills, availability (only "online" agents get work), VIP fans
 to senior agents first, sticky to the agent who last served the fan.
 
+Skills: a conversation's Conversation.required_skills (set by the rule action `assign
+{skills}` or the API) must all be in the agent's Member.skills, on every path: the pipeline,
+queue drains, reassignment when an agent goes away, a rule naming a member. With nobody
+skilled available the conversation waits in the unassigned queue (`queue_reasons` says why).
+
 Fairness under concurrency: the chosen agent's member row is locked (FOR UPDATE on
 PostgreSQL; SQLite writers are serialised by BEGIN IMMEDIATE), then the conversation is taken
 with one conditional UPDATE: only while it is still unassigned and while the agent, online,
@@ -41,7 +46,8 @@ from scrm.db import after_commit, undone_by
 from scrm.errors import Invalid, NotFound
 from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
-from scrm.models import Contact, Conversation, Member, Team, TeamDesk
+from scrm.models import Contact, Conversation, ConversationActivity, Member, Team, TeamDesk
+from scrm.workspace.service import clean_skills
 
 log = logging.getLogger(__name__)
 
@@ -361,8 +367,21 @@ def assign(
     contact: Contact | None = None,
     exclude: Sequence[int] = (),
 ) -> int | None:
-    """Give an unassigned conversation to an agent; returns the member id, or None (queued)."""
+    """Give an unassigned conversation to an agent who has every skill it requires
+    (`conv.required_skills`, plus `skills` for this decision only); returns the member id, or
+    None (it waits in the queue)."""
     return _assign(session, conv, skills=skills, contact=contact, exclude=exclude, full=None)
+
+
+_NO_SKILLS: frozenset[str] = frozenset()
+_FullKey = tuple[tuple[int, ...], frozenset[str]]
+
+
+def _needed(conv: Conversation, skills: Sequence[str] = ()) -> frozenset[str]:
+    required = conv.required_skills
+    if not required and not skills:
+        return _NO_SKILLS
+    return frozenset(required or ()) | frozenset(skills)
 
 
 def _assign(
@@ -372,11 +391,12 @@ def _assign(
     skills: Sequence[str],
     contact: Contact | None,
     exclude: Sequence[int],
-    full: set[tuple[int, ...]] | None,
+    full: set[_FullKey] | None,
 ) -> int | None:
-    """`full`: pools (team ids) already found without room in this unit of work; a pool found
-    full is added (loads only grow within one transaction, so the next conversation of that
-    pool is queued without asking the database again)."""
+    """`full`: (pool, skills) already found without a fitting agent with room in this unit of
+    work; one found so is added (loads only grow within one transaction, so the next
+    conversation of that pool needing those skills is queued without asking the database
+    again; a pool full for no skills is full for any)."""
     if conv.assignee_id is not None or conv.status == "resolved":
         return conv.assignee_id
     session.flush()  # the statements below run on the connection: no autoflush
@@ -385,7 +405,8 @@ def _assign(
     if not pool.team_ids or pool.held:
         return None
     key = tuple(pool.team_ids)
-    if full is not None and key in full:
+    need = _needed(conv, skills)
+    if full is not None and ((key, _NO_SKILLS) in full or (key, need) in full):
         return None
     settings = pool.desk
     # Round robin needs no loads to pick: the take below checks capacity atomically. So try the
@@ -395,7 +416,7 @@ def _assign(
     guess = settings.strategy == "round_robin" and _monotonic() - _BUSY_POOLS.get(busy_key, -1e9) > (
         BUSY_POOL_SECONDS
     )
-    if guess and not skills and not exclude and (contact is not None or not settings.vip_to_senior):
+    if guess and not need and not exclude and (contact is not None or not settings.vip_to_senior):
         # The common case (a new conversation from the pipeline): the pick is one SQL row.
         decided, assignee = _pick_and_take(session, conv, pool, settings, contact)
         if decided:
@@ -409,7 +430,7 @@ def _assign(
             pool.team_ids,
             contact_id=conv.contact_id,
             conv_id=conv.id,
-            with_skills=bool(skills),
+            with_skills=bool(need),
             with_load=with_load,
         )
         if exclude:
@@ -421,7 +442,7 @@ def _assign(
             found,
             strategy=settings.strategy,
             last_member_id=cursor,
-            skills=frozenset(skills),
+            skills=need,
             vip=vip,
             vip_to_senior=settings.vip_to_senior,
             sticky_id=last_agent if settings.sticky else None,
@@ -434,8 +455,8 @@ def _assign(
             return cand.member_id
         if not with_load and order:
             _busy(busy_key)
-    if full is not None and not skills and not exclude and not order:
-        full.add(key)
+    if full is not None and not exclude and not order:
+        full.add((key, need))
     return None
 
 
@@ -542,6 +563,185 @@ def reassign_from_member(session: Session, workspace_id: int, member_id: int, li
     return len(convs)
 
 
+def require_skills(
+    session: Session,
+    conv: Conversation,
+    skills: Sequence[str],
+    *,
+    replace: bool = False,
+    by: str | None = None,
+    actor_id: int | None = None,
+) -> list[str]:
+    """Record the skills an agent needs to be given this conversation (added to those already
+    required, or with `replace` instead of them); returns the requirement now. The current
+    assignee keeps the conversation: the requirement applies from the next assignment on."""
+    clean = clean_skills(skills)
+    current = list(conv.required_skills or [])
+    new = sorted(set(clean) if replace else set(current) | set(clean))
+    if new != sorted(current):
+        conv.required_skills = new
+        session.flush()
+        data: dict[str, Any] = {"skills": new}
+        if by:
+            data["by"] = by
+        session.add(
+            ConversationActivity(
+                workspace_id=conv.workspace_id,
+                conversation_id=conv.id,
+                kind="skills_required",
+                actor_id=actor_id,
+                data=data,
+            )
+        )
+        session.flush()
+    return new
+
+
+# Why a member named by a rule could not take the conversation.
+MEMBER_REFUSALS = ("no_such_member", "inactive", "not_online", "at_capacity", "missing_skills", "locked")
+
+
+def assign_member(
+    session: Session, conv: Conversation, member_id: int, *, reason: str, skills: Sequence[str] = ()
+) -> tuple[int | None, str | None]:
+    """Give the conversation to one named member (a rule's `assign {member}`), taking it from
+    its current assignee, if that member can take work now: active, online, under capacity
+    and with every skill required (`conv.required_skills` and `skills`). Returns (member, None),
+    or (None, why not: one of MEMBER_REFUSALS, or "resolved") and changes nothing.
+
+    Fair under concurrency like the automatic take: on PostgreSQL the member's row is locked
+    first and the load is counted after the lock was granted; SQLite holds the write lock."""
+    if conv.status == "resolved":
+        return None, "resolved"
+    if conv.assignee_id == member_id:
+        return member_id, None
+    session.flush()
+    ws = conv.workspace_id
+    locked = session.get_bind().dialect.name != "postgresql" or _lock_member(session, ws, member_id)
+    state = repo.member_state(session, ws, member_id)
+    refusal: str | None = None
+    if state is None:
+        refusal = "no_such_member"
+    elif not locked:
+        refusal = "locked"  # another worker is assigning to them while this one holds a member
+    elif not state.is_active:
+        refusal = "inactive"
+    elif state.availability != "online":
+        refusal = "not_online"
+    elif state.load >= state.capacity:
+        refusal = "at_capacity"
+    elif not _needed(conv, skills) <= state.skills:
+        refusal = "missing_skills"
+    if refusal is not None:
+        return None, refusal
+    conv.assignee_id = member_id
+    session.flush()
+    _assigned(session, conv, member_id, reason)
+    return member_id, None
+
+
+def assign_by_rule(
+    session: Session,
+    conv: Conversation,
+    *,
+    reason: str,
+    member_id: int | None = None,
+    skills: Sequence[str] = (),
+    contact: Contact | None = None,
+) -> dict[str, Any]:
+    """The rule action `assign {member?, skills?}`: the skills are recorded on the conversation
+    (every later assignment honours them); a named member gets it if they can take work now
+    (see assign_member), else, or without a member, an unassigned conversation is assigned
+    automatically to someone with the skills, or waits in the queue. A conversation that
+    already has an agent keeps them unless the named member takes it. Returns what happened
+    (for the rule's audit record)."""
+    ws = conv.workspace_id
+    out: dict[str, Any] = {}
+    if conv.status == "resolved":
+        return {"assignee_id": None, "skipped": "resolved"}
+    # Conversation before member, as everywhere (a queue drain holds the conversations it
+    # locked and may wait for a member): lock it now, before any member lock below.
+    session.flush()
+    if session.get_bind().dialect.name == "postgresql" and not repo.lock_conversation(
+        session, ws, conv.id, skip_locked=bool(_member_locks(session))
+    ):
+        return {"assignee_id": str(conv.assignee_id) if conv.assignee_id else None, "skipped": "locked"}
+    if skills:
+        out["required_skills"] = require_skills(session, conv, skills, by=reason)
+    got: int | None = conv.assignee_id
+    if member_id is not None:
+        out["member"] = str(member_id)
+        taken, refusal = assign_member(session, conv, member_id, reason=reason)
+        if taken is not None:
+            got = taken
+        else:
+            out["member_refused"] = refusal
+    if conv.assignee_id is None and conv.status == "open":
+        got = assign(session, conv, contact=contact)
+        if got is None:
+            out["queued"] = queue_reasons(session, ws, [conv])[conv.id]
+    out["assignee_id"] = str(got) if got else None
+    return out
+
+
+def auto_assign(session: Session, conv: Conversation, reason: str = "manual") -> int | None:
+    """Run assignment again on request (the API's auto-assign): an unassigned conversation is
+    assigned as the pipeline would; an assigned one goes to someone else, or to the queue."""
+    if conv.status != "open":
+        raise Invalid("only open conversations are assigned", field="status")
+    if conv.assignee_id is not None:
+        return reassign(session, conv, reason=reason)
+    return assign(session, conv)
+
+
+# Why a conversation waits in the unassigned queue (`queue_reasons`), most specific first.
+QUEUE_REASONS = {
+    "auto_assign_off": "auto-assignment is off for this team",
+    "no_team": "no service team answers it",
+    "no_agent_with_skills": "no member of the answering team has the required skills",
+    "no_skilled_agent_online": "nobody with the required skills is online",
+    "nobody_online": "nobody in the answering team is online",
+    "agents_at_capacity": "every online agent who could take it is at capacity",
+    "waiting": "an agent has room: the next queue round (within 30 s) assigns it",
+}
+
+
+def queue_reasons(session: Session, workspace_id: int, convs: Sequence[Conversation]) -> dict[int, str]:
+    """Why each of these unassigned conversations waits (a key of QUEUE_REASONS): one query per
+    distinct answering pool and set of required skills."""
+    out: dict[int, str] = {}
+    seen: dict[tuple[tuple[int, ...], bool, frozenset[str]], str] = {}
+    for conv in convs:
+        pool = pool_of(session, workspace_id, conv.team_id)
+        need = _needed(conv)
+        key = (tuple(pool.team_ids), pool.held, need)
+        if key not in seen:
+            seen[key] = _why_waiting(session, workspace_id, pool, need)
+        out[conv.id] = seen[key]
+    return out
+
+
+def _why_waiting(session: Session, workspace_id: int, pool: Pool, need: frozenset[str]) -> str:
+    if pool.held:
+        return "auto_assign_off"
+    if not pool.team_ids:
+        return "no_team"
+    members = [m for m in repo.pool_member_states(session, workspace_id, pool.team_ids) if m.is_active]
+    skilled = [m for m in members if need <= m.skills]
+    online = [m for m in skilled if m.availability == "online"]
+    if need and not skilled:
+        return "no_agent_with_skills"
+    if not online:
+        return (
+            "no_skilled_agent_online"
+            if need and any(m.availability == "online" for m in members)
+            else ("nobody_online")
+        )
+    if all(m.load >= m.capacity for m in online):
+        return "agents_at_capacity"
+    return "waiting"
+
+
 def unassigned_queue(
     session: Session, workspace_id: int, team_id: int | None = None, limit: int = 100, *, lock: bool = False
 ) -> list[Conversation]:
@@ -550,21 +750,38 @@ def unassigned_queue(
     return repo.unassigned(session, workspace_id, team_id, limit, lock=lock)
 
 
-def drain_queue(session: Session, workspace_id: int, limit: int = 200) -> int:
-    """Assign waiting conversations, oldest first, while agents have room.
+# A drain looks at most this many waiting conversations that it cannot assign (held, needing a
+# skill nobody online has, their pool full) before it stops: a long tail of those at the head
+# of the queue must not keep the conversations behind them waiting.
+DRAIN_MAX_PASSED = 2000
 
-    Runs every 30 s and whenever an agent comes online, typically while the queue is long
-    because everybody is busy: with nobody online under capacity it returns at once, and a
-    pool found full is not asked again for the rest of the queue."""
+
+def drain_queue(session: Session, workspace_id: int, limit: int = 200) -> int:
+    """Assign up to `limit` waiting conversations, oldest first, while agents have room, each
+    to an agent with the skills it requires.
+
+    Runs every 30 s and whenever an agent comes online (or gets more capacity or skills),
+    typically while the queue is long because everybody is busy: with nobody online under
+    capacity it returns at once, and a pool (for a set of skills) found without room is not
+    asked again for the rest of the queue. Conversations it cannot assign are passed over,
+    and the next page of the queue is read after them."""
     if not repo.anyone_with_room(session, workspace_id):
         return 0
     assigned = 0
-    full: set[tuple[int, ...]] = set()
-    # The queue is locked up front (skipping conversations a worker holds), so taking one below
-    # never waits for a transaction that may itself wait for a member this one holds.
-    for conv in unassigned_queue(session, workspace_id, limit=limit, lock=True):
-        if _assign(session, conv, skills=(), contact=None, exclude=(), full=full) is not None:
-            assigned += 1
+    full: set[_FullKey] = set()
+    passed: list[int] = []
+    while assigned < limit and len(passed) < DRAIN_MAX_PASSED:
+        size = min(limit - assigned, DRAIN_MAX_PASSED - len(passed))
+        # The queue is locked up front (skipping conversations a worker holds), so taking one
+        # below never waits for a transaction that may itself wait for a member this one holds.
+        page = repo.unassigned(session, workspace_id, None, size, lock=True, exclude=passed)
+        for conv in page:
+            if _assign(session, conv, skills=(), contact=None, exclude=(), full=full) is not None:
+                assigned += 1
+            else:
+                passed.append(conv.id)
+        if len(page) < size or not repo.anyone_with_room(session, workspace_id):
+            break  # the end of the queue, or nobody has room left for the rest of it
     return assigned
 
 
@@ -581,6 +798,23 @@ def set_availability(session: Session, workspace_id: int, member_id: int, availa
     if availability == "online":
         return drain_queue(session, workspace_id)
     return reassign_from_member(session, workspace_id, member_id)
+
+
+def member_settings_changed(
+    session: Session, workspace_id: int, member: Member, changes: dict[str, Any]
+) -> int:
+    """After a member's capacity, skills or seniority changed (`changes` as
+    workspace.service.update_member reports them): an online member with more room or new
+    skills may take waiting conversations now. Returns how many were assigned. (A lower
+    capacity takes nothing back: the agent just gets no more until under it.)"""
+    if not changes:
+        return 0
+    _hold(session, member.id)  # the UPDATE holds the member's row until the commit
+    if member.availability != "online" or not member.is_active:
+        return 0
+    if not {"capacity", "skills", "is_senior"} & changes.keys():
+        return 0
+    return drain_queue(session, workspace_id)
 
 
 def configure_desk(

@@ -159,6 +159,11 @@ _LOCK_MEMBER = _MEMBER_ROW.with_for_update()
 # a member someone else is assigning to): two transactions each holding one member and waiting
 # for the other's would deadlock.
 _LOCK_MEMBER_OR_SKIP = _MEMBER_ROW.with_for_update(skip_locked=True)
+_CONV_ROW = select(Conversation.id).where(
+    Conversation.workspace_id == _WS, Conversation.id == bindparam("conv")
+)
+_LOCK_CONV = _CONV_ROW.with_for_update()
+_LOCK_CONV_OR_SKIP = _CONV_ROW.with_for_update(skip_locked=True)
 _Count = aliased(Conversation, name="count_conv")
 # Take the conversation only while it is unassigned and the member, online, is under capacity.
 # The count runs inside this statement: on SQLite under the one write lock; on PostgreSQL in
@@ -225,6 +230,25 @@ _ANYONE_WITH_ROOM = (
     )
     .limit(1)
 )
+
+
+class MemberState(NamedTuple):
+    """A member as a decision outside the hot path sees them (a named member, the queue's
+    reasons): availability and skills whatever they are, and their open load."""
+
+    member_id: int
+    is_active: bool
+    availability: str
+    capacity: int
+    skills: frozenset[str]
+    load: int
+
+
+_MEMBER_STATE = select(
+    Member.id, Member.is_active, Member.availability, Member.capacity, Member.skills, _LOAD
+).where(Member.workspace_id == _WS)
+_ONE_MEMBER_STATE = _MEMBER_STATE.where(Member.id == _MEMBER)
+_POOL_MEMBER_STATES = _MEMBER_STATE.where(_IN_POOL).order_by(Member.id)
 _CONV_STATE = select(Conversation.assignee_id, Conversation.status).where(
     Conversation.workspace_id == _WS, Conversation.id == bindparam("conv")
 )
@@ -292,6 +316,23 @@ def candidates(
     return pool, sticky, cursor
 
 
+def _member_state(row: Any) -> MemberState:
+    return MemberState(row[0], bool(row[1]), row[2], row[3], frozenset(row[4] or ()), row[5])
+
+
+def member_state(session: Session, workspace_id: int, member_id: int) -> MemberState | None:
+    """One member's availability, capacity, skills and open load (read now: after a lock on
+    the member, it sees every earlier taker's commit)."""
+    row = session.connection().execute(_ONE_MEMBER_STATE, {"ws": workspace_id, "member": member_id}).first()
+    return None if row is None else _member_state(row)
+
+
+def pool_member_states(session: Session, workspace_id: int, team_ids: Sequence[int]) -> list[MemberState]:
+    """Every member of the teams (online or not), with their open load."""
+    params = {"ws": workspace_id, "teams": list(team_ids)}
+    return [_member_state(row) for row in session.connection().execute(_POOL_MEMBER_STATES, params)]
+
+
 def contact_vip_fields(
     session: Session, workspace_id: int, contact_id: int
 ) -> tuple[dict[str, Any] | None, list[str] | None] | None:
@@ -304,6 +345,13 @@ def lock_member(session: Session, workspace_id: int, member_id: int, *, skip_loc
     False instead of waiting if another transaction holds it (or if there is no such member)."""
     stmt = _LOCK_MEMBER_OR_SKIP if skip_locked else _LOCK_MEMBER
     return session.connection().execute(stmt, {"ws": workspace_id, "member": member_id}).first() is not None
+
+
+def lock_conversation(session: Session, workspace_id: int, conv_id: int, *, skip_locked: bool) -> bool:
+    """Lock the conversation's row (PostgreSQL) until the end of the transaction; with
+    `skip_locked`, False instead of waiting if another transaction holds it."""
+    stmt = _LOCK_CONV_OR_SKIP if skip_locked else _LOCK_CONV
+    return session.connection().execute(stmt, {"ws": workspace_id, "conv": conv_id}).first() is not None
 
 
 def take(session: Session, workspace_id: int, conv_id: int, member_id: int, now: dt.datetime) -> bool:
@@ -381,9 +429,16 @@ def open_of_member_for_update(
 
 
 def unassigned(
-    session: Session, workspace_id: int, team_id: int | None, limit: int, *, lock: bool
+    session: Session,
+    workspace_id: int,
+    team_id: int | None,
+    limit: int,
+    *,
+    lock: bool,
+    exclude: Sequence[int] = (),
 ) -> list[Conversation]:
-    """Open, unassigned conversations, oldest first; `lock`: FOR UPDATE SKIP LOCKED."""
+    """Open, unassigned conversations, oldest first, but those in `exclude`; `lock`: FOR UPDATE
+    SKIP LOCKED."""
     stmt = select(Conversation).where(
         Conversation.workspace_id == workspace_id,
         Conversation.assignee_id.is_(None),
@@ -391,6 +446,8 @@ def unassigned(
     )
     if team_id is not None:
         stmt = stmt.where(Conversation.team_id == team_id)
+    if exclude:
+        stmt = stmt.where(Conversation.id.not_in(list(exclude)))
     stmt = stmt.order_by(Conversation.last_inbound_at, Conversation.id).limit(limit)
     if lock:
         stmt = stmt.with_for_update(skip_locked=True)

@@ -4,10 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from scrm.conversation import service
+from scrm.conversation import assignment, service
 from scrm.conversation.schemas import (
     ActivityOut,
+    AssignmentOut,
     ContactBrief,
     ConversationOut,
     ConversationPage,
@@ -15,9 +17,10 @@ from scrm.conversation.schemas import (
     MessageOut,
     MessagePage,
     ReplyIn,
+    RequiredSkillsIn,
     Status,
 )
-from scrm.errors import Invalid
+from scrm.errors import Forbidden, Invalid
 from scrm.kit.pagination import decode_cursor, encode_cursor
 from scrm.kit.time import UTC
 from scrm.models import Contact, Conversation, ConversationActivity, Message
@@ -37,6 +40,7 @@ def conversation_out(conv: Conversation, contact: Contact | None) -> Conversatio
         labels=list(conv.labels),
         team_id=str(conv.team_id) if conv.team_id else None,
         assignee_id=str(conv.assignee_id) if conv.assignee_id else None,
+        required_skills=list(conv.required_skills or []),
         intent=conv.intent,
         sentiment=conv.sentiment,
         subject=conv.subject,
@@ -142,6 +146,48 @@ def patch_conversation(
         conv = service.update(session, principal, conversation_id, **body.model_dump(exclude_unset=True))
         contacts = service.contacts_for(session, principal.workspace_id, [conv])
         return conversation_out(conv, contacts.get(conv.contact_id))
+
+
+def _assignment_out(session: Session, conv: Conversation) -> AssignmentOut:
+    reason = None
+    if conv.assignee_id is None and conv.status == "open":
+        reason = assignment.queue_reasons(session, conv.workspace_id, [conv])[conv.id]
+    return AssignmentOut(
+        conversation_id=str(conv.id),
+        assignee_id=str(conv.assignee_id) if conv.assignee_id else None,
+        required_skills=list(conv.required_skills or []),
+        queued_reason=reason,
+    )
+
+
+@router.put(
+    "/{conversation_id}/required-skills",
+    response_model=AssignmentOut,
+    summary="Set the skills its agent must have (an unassigned conversation is assigned if someone fits)",
+)
+def put_required_skills(
+    request: Request, principal: CurrentPrincipal, conversation_id: int, body: RequiredSkillsIn
+) -> AssignmentOut:
+    with get_db(request).transaction() as session:
+        conv = service.get(session, principal.workspace_id, conversation_id)
+        assignment.require_skills(session, conv, body.skills, replace=True, actor_id=principal.member_id)
+        if conv.assignee_id is None and conv.status == "open":
+            assignment.assign(session, conv)
+        return _assignment_out(session, conv)
+
+
+@router.post(
+    "/{conversation_id}/auto-assign",
+    response_model=AssignmentOut,
+    summary="Assign by the team's rules now (to another agent if assigned: its agent or supervisors)",
+)
+def auto_assign(request: Request, principal: CurrentPrincipal, conversation_id: int) -> AssignmentOut:
+    with get_db(request).transaction() as session:
+        conv = service.get(session, principal.workspace_id, conversation_id)
+        if conv.assignee_id not in (None, principal.member_id) and not principal.is_supervisor:
+            raise Forbidden("only its agent or a supervisor can pass on an assigned conversation")
+        assignment.auto_assign(session, conv)
+        return _assignment_out(session, conv)
 
 
 @router.get("/{conversation_id}/messages", response_model=MessagePage)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 Status = Literal["open", "pending", "resolved"]
 Priority = Literal["low", "normal", "high", "urgent"]
@@ -25,6 +25,7 @@ class ConversationOut(BaseModel):
     labels: list[str]
     team_id: str | None
     assignee_id: str | None
+    required_skills: list[str] = Field(default_factory=list, description="skills its agent must have")
     intent: str | None
     sentiment: str | None
     subject: str
@@ -84,3 +85,19 @@ class ActivityOut(BaseModel):
     actor_id: str | None
     data: dict[str, Any]
     created_at: dt.datetime
+
+
+class RequiredSkillsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    skills: list[StrictStr] = Field(
+        max_length=20, description="replaces the requirement; [] clears it (e.g. lang:en, channel:weibo)"
+    )
+
+
+class AssignmentOut(BaseModel):
+    conversation_id: str
+    assignee_id: str | None
+    required_skills: list[str]
+    queued_reason: str | None = Field(
+        default=None, description="why it waits unassigned (see GET /automation/queue), else null"
+    )

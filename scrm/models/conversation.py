@@ -59,6 +59,9 @@ class Conversation(WorkspaceOwned, Timestamped, Base):
     status: Mapped[str] = mapped_column(String(12), nullable=False, default="open")
     priority: Mapped[str] = mapped_column(String(10), nullable=False, default="normal")
     labels: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    # Skills an agent needs to be given this conversation (every one a subset of Member.skills);
+    # set by the rule action `assign {skills}` or the API; honoured by every assignment path.
+    required_skills: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
     assignee_id: Mapped[int | None] = mapped_column(BigInteger)
     team_id: Mapped[int | None] = mapped_column(BigInteger)
     subject: Mapped[str] = mapped_column(String(200), nullable=False, default="")

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
 
-from scrm.errors import Invalid
-from scrm.models import ChannelAccount
+from scrm.conversation import assignment
+from scrm.models import ChannelAccount, Member
 from scrm.workspace import service
-from scrm.workspace.auth import AdminPrincipal, CurrentPrincipal, get_db
+from scrm.workspace.auth import AdminPrincipal, CurrentPrincipal, SupervisorPrincipal, get_db
 from scrm.workspace.schemas import (
+    AvailabilityIn,
     ChannelAccountIn,
     ChannelAccountOut,
     ChannelAccountPatch,
     MemberOut,
+    MemberPatch,
     TeamOut,
 )
 
@@ -102,36 +105,63 @@ def list_teams(request: Request, principal: CurrentPrincipal) -> list[TeamOut]:
         ]
 
 
+def member_out(session: Session, workspace_id: int, m: Member, teams: dict[int, str]) -> MemberOut:
+    user = service.get_user(session, m.user_id)
+    return MemberOut(
+        id=str(m.id),
+        name=m.display_name,
+        email=user.email,
+        role=m.role,
+        availability=m.availability,
+        capacity=m.capacity,
+        skills=list(m.skills or []),
+        is_senior=m.is_senior,
+        teams=[teams[t] for t in service.member_team_ids(session, workspace_id, m.id) if t in teams],
+    )
+
+
 @router.get("/members", response_model=list[MemberOut])
 def list_members(request: Request, principal: CurrentPrincipal) -> list[MemberOut]:
     with get_db(request).transaction(readonly=True) as session:
         teams = {t.id: t.key for t in service.list_teams(session, principal.workspace_id)}
-        out = []
-        for m in service.list_members(session, principal.workspace_id):
-            user = service.get_user(session, m.user_id)
-            out.append(
-                MemberOut(
-                    id=str(m.id),
-                    name=m.display_name,
-                    email=user.email,
-                    role=m.role,
-                    availability=m.availability,
-                    capacity=m.capacity,
-                    teams=[
-                        teams[t]
-                        for t in service.member_team_ids(session, principal.workspace_id, m.id)
-                        if t in teams
-                    ],
-                )
-            )
-        return out
+        return [
+            member_out(session, principal.workspace_id, m, teams)
+            for m in service.list_members(session, principal.workspace_id)
+        ]
 
 
-@router.put("/me/availability")
-def set_availability(request: Request, principal: CurrentPrincipal, body: dict[str, str]) -> dict[str, str]:
-    value = body.get("availability")
-    if not isinstance(value, str):
-        raise Invalid("availability is required", field="availability")
+@router.patch(
+    "/members/{member_id}",
+    response_model=MemberOut,
+    summary="Change a member's capacity, skills, seniority (admins, supervisors) or role (admins)",
+)
+def patch_member(
+    request: Request, principal: SupervisorPrincipal, member_id: int, body: MemberPatch
+) -> MemberOut:
     with get_db(request).transaction() as session:
-        member = service.set_availability(session, principal, value)
-        return {"availability": member.availability}
+        member, changes = service.update_member(
+            session,
+            principal,
+            member_id,
+            capacity=body.capacity,
+            skills=body.skills,
+            is_senior=body.is_senior,
+            role=body.role,
+            display_name=body.name,
+        )
+        assignment.member_settings_changed(session, principal.workspace_id, member, changes)
+        teams = {t.id: t.key for t in service.list_teams(session, principal.workspace_id)}
+        return member_out(session, principal.workspace_id, member, teams)
+
+
+@router.put(
+    "/me/availability", summary="Set my availability; going away or offline hands my open conversations on"
+)
+def set_availability(
+    request: Request, principal: CurrentPrincipal, body: AvailabilityIn
+) -> dict[str, object]:
+    with get_db(request).transaction() as session:
+        moved = assignment.set_availability(
+            session, principal.workspace_id, principal.member_id, body.availability
+        )
+    return {"availability": body.availability, "conversations_moved": moved}

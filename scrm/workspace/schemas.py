@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 ROLES = ("admin", "supervisor", "agent", "department")
 
@@ -75,4 +75,26 @@ class MemberOut(BaseModel):
     role: str
     availability: str
     capacity: int
+    skills: list[str]
+    is_senior: bool
     teams: list[str]
+
+
+class MemberPatch(BaseModel):
+    """How a member takes work. Only the fields sent change; skills replace the whole list."""
+
+    model_config = ConfigDict(extra="forbid")
+    capacity: StrictInt | None = Field(default=None, ge=0, le=200, description="max open conversations")
+    skills: list[StrictStr] | None = Field(
+        default=None, max_length=20, description="e.g. lang:en, channel:weibo, product:baggage"
+    )
+    is_senior: StrictBool | None = None
+    role: Literal["admin", "supervisor", "agent", "department"] | None = Field(
+        default=None, description="admins only"
+    )
+    name: StrictStr | None = Field(default=None, max_length=200)
+
+
+class AvailabilityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    availability: Literal["online", "away", "offline"]

@@ -16,7 +16,7 @@ from scrm.channels.base import InvalidAccount
 from scrm.channels.registry import AccountView
 from scrm.config import get_settings
 from scrm.db import after_commit
-from scrm.errors import Conflict, Invalid, NotFound, Unauthorized
+from scrm.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from scrm.governance.service import audit
 from scrm.kit import crypto
 from scrm.kit.time import utcnow
@@ -103,6 +103,47 @@ def get_user_by_email(session: Session, email: str) -> User:
     return user
 
 
+# Skills: short labels matched exactly (after clean_skills) between what a conversation needs
+# (Conversation.required_skills) and what an agent has (Member.skills). Conventions, see
+# docs/routing.md: `lang:en`, `channel:weibo`, `product:baggage`; any other label works too.
+MAX_SKILLS = 20
+MAX_SKILL_LENGTH = 40
+MAX_CAPACITY = 200
+_SKILL_BAD = re.compile(r"[\x00-\x1f\x7f,，;；]")
+
+
+def clean_skills(values: Any, field: str = "skills") -> list[str]:
+    """A list of skills as stored: trimmed, lower case, inner spaces collapsed, duplicates
+    dropped (first one kept). Refuses (Invalid, with the place) anything that is not a list of
+    1-40 character strings without control characters, commas or semicolons, or more than 20."""
+    if not isinstance(values, list | tuple):
+        raise Invalid("skills must be a list of strings", field=field)
+    out: list[str] = []
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise Invalid(f"{field}[{i}]: a skill is a string", field=field)
+        skill = " ".join(value.split()).lower()
+        if not skill:
+            raise Invalid(f"{field}[{i}]: a skill cannot be blank", field=field)
+        if len(skill) > MAX_SKILL_LENGTH:
+            raise Invalid(f"{field}[{i}]: at most {MAX_SKILL_LENGTH} characters", field=field)
+        if _SKILL_BAD.search(skill):
+            raise Invalid(
+                f"{field}[{i}]: no control characters, commas or semicolons in a skill", field=field
+            )
+        if skill not in out:
+            out.append(skill)
+    if len(out) > MAX_SKILLS:
+        raise Invalid(f"at most {MAX_SKILLS} skills", field=field)
+    return out
+
+
+def _check_capacity(capacity: Any) -> int:
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or not 0 <= capacity <= MAX_CAPACITY:
+        raise Invalid(f"capacity must be a whole number from 0 to {MAX_CAPACITY}", field="capacity")
+    return capacity
+
+
 def add_member(
     session: Session,
     workspace_id: int,
@@ -116,6 +157,9 @@ def add_member(
 ) -> Member:
     if role not in ROLES:
         raise Invalid(f"role must be one of {', '.join(ROLES)}", field="role")
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
+        raise Invalid("capacity must be a whole number, 0 or more", field="capacity")
+    clean = clean_skills(skills or [])
     existing = repository.member_by_user(session, workspace_id, user.id)
     if existing:
         return existing
@@ -125,7 +169,7 @@ def add_member(
         role=role,
         display_name=display_name or user.name,
         capacity=capacity,
-        skills=skills or [],
+        skills=clean,
         is_senior=is_senior,
     )
     session.add(member)
@@ -148,12 +192,80 @@ def member_team_ids(session: Session, workspace_id: int, member_id: int) -> list
     return repository.team_ids_of_member(session, workspace_id, member_id)
 
 
-def set_availability(session: Session, principal: Principal, availability: str) -> Member:
-    if availability not in ("online", "away", "offline"):
-        raise Invalid("availability must be online, away or offline", field="availability")
-    member = get_member(session, principal.workspace_id, principal.member_id)
-    member.availability = availability
-    return member
+def update_member(
+    session: Session,
+    principal: Principal,
+    member_id: int,
+    *,
+    capacity: int | None = None,
+    skills: list[str] | None = None,
+    is_senior: bool | None = None,
+    role: str | None = None,
+    display_name: str | None = None,
+) -> tuple[Member, dict[str, Any]]:
+    """An admin or supervisor changes how a member takes work (capacity, skills, seniority) or,
+    admins only, their role. Returns the member and what changed ({} if nothing did; audited).
+
+    Availability is not set here: going away must hand work on, see
+    scrm.conversation.assignment.set_availability."""
+    if not principal.is_supervisor:
+        raise Forbidden("only admins and supervisors change members")
+    member = get_member(session, principal.workspace_id, member_id)
+    changes: dict[str, Any] = {}
+    if role is not None and role != member.role:
+        if not principal.is_admin:
+            raise Forbidden("only admins change roles")
+        if role not in ROLES:
+            raise Invalid(f"role must be one of {', '.join(ROLES)}", field="role")
+        _keep_an_admin(session, member, role)
+        changes["role"] = {"from": member.role, "to": role}
+        member.role = role
+    if capacity is not None and _check_capacity(capacity) != member.capacity:
+        changes["capacity"] = {"from": member.capacity, "to": capacity}
+        member.capacity = capacity
+    if skills is not None:
+        clean = clean_skills(skills)
+        if clean != list(member.skills or []):
+            changes["skills"] = {"from": list(member.skills or []), "to": clean}
+            member.skills = clean
+    if is_senior is not None:
+        if not isinstance(is_senior, bool):
+            raise Invalid("is_senior must be true or false", field="is_senior")
+        if is_senior != member.is_senior:
+            changes["is_senior"] = {"from": member.is_senior, "to": is_senior}
+            member.is_senior = is_senior
+    if display_name is not None:
+        name = " ".join(display_name.split())
+        if not name or len(name) > 200:
+            raise Invalid("the name must have 1-200 characters", field="display_name")
+        if name != member.display_name:
+            changes["display_name"] = {"from": member.display_name, "to": name}
+            member.display_name = name
+    if changes:
+        session.flush()
+        audit(
+            session,
+            principal.workspace_id,
+            "member.updated",
+            actor_id=principal.member_id,
+            target_type="member",
+            target_id=member.id,
+            data=changes,
+        )
+    return member, changes
+
+
+def _keep_an_admin(session: Session, member: Member, new_role: str) -> None:
+    """A workspace keeps at least one active admin: the last one cannot be demoted."""
+    if member.role != "admin" or new_role == "admin":
+        return
+    others = [
+        m
+        for m in repository.members(session, member.workspace_id)
+        if m.role == "admin" and m.is_active and m.id != member.id
+    ]
+    if not others:
+        raise Conflict("the workspace's last admin cannot be given another role")
 
 
 # -- teams -----------------------------------------------------------------------------------
@@ -563,6 +675,7 @@ def set_member_role(
         raise Invalid(f"role must be one of {', '.join(ROLES)}", field="role")
     member = get_member(session, workspace_id, member_id)
     if member.role != role:
+        _keep_an_admin(session, member, role)
         audit(
             session,
             workspace_id,
