@@ -49,6 +49,7 @@ class WebContext:
     locale: str
     workspace_name: str
     team_ids: list[int] = field(default_factory=list)
+    availability: str = "offline"  # the member's (header toggle: online / away / offline)
 
     @property
     def is_htmx(self) -> bool:
@@ -110,11 +111,17 @@ def _resolve(request: Request, sid: str, sent: str) -> WebContext:
         user = workspace_service.get_user(session, principal.user_id)
         ws = workspace_service.get_workspace_by_id(session, principal.workspace_id)
         team_ids = workspace_service.member_team_ids(session, principal.workspace_id, principal.member_id)
+        # already loaded by session_principal (identity map): no query
+        availability = workspace_service.get_member(
+            session, principal.workspace_id, principal.member_id
+        ).availability
         csrf = row.csrf_token
     if request.method not in SAFE_METHODS and (not sent or not crypto.constant_time_equals(sent, csrf)):
         raise Forbidden("missing or wrong CSRF token")
     locale = user.locale if user.locale in i18n.LOCALES else i18n.DEFAULT_LOCALE
-    return WebContext(request, db, get_settings(request), principal, csrf, locale, ws.name, team_ids)
+    return WebContext(
+        request, db, get_settings(request), principal, csrf, locale, ws.name, team_ids, availability
+    )
 
 
 def require_admin(ctx: Annotated[WebContext, Depends(web_context)]) -> WebContext:

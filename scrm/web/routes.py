@@ -23,6 +23,7 @@ from scrm.web.pages import (
     inbox,
     jobs,
     live,
+    members,
     rules,
     sla,
 )
@@ -76,7 +77,20 @@ def mount(app: FastAPI) -> None:
     app.state.login_limiter = LoginLimiter()
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     # jobs, rules and sla before admin: /admin/jobs must not be taken by /admin/{section}
-    for module in (auth, inbox, conversation, contact, department, jobs, rules, sla, admin, dashboard, live):
+    for module in (
+        auth,
+        inbox,
+        conversation,
+        contact,
+        department,
+        jobs,
+        rules,
+        sla,
+        members,
+        admin,
+        dashboard,
+        live,
+    ):
         app.include_router(module.router, include_in_schema=False)
     app.add_middleware(SecurityHeaders)
 
