@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 run: install
 	$(BIN)/scrm db upgrade
 	$(BIN)/scrm demo load
-	$(BIN)/scrm serve --host 127.0.0.1 --port 8000
+	$(BIN)/scrm serve --host 127.0.0.1 --port 8000 --demo-fakes
 
 test:
 	bash scripts/test

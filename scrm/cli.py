@@ -19,6 +19,7 @@ from scrm.config import get_settings
 from scrm.contact import imports
 from scrm.db import Database
 from scrm.errors import AppError
+from scrm.workspace.wechat_tools_cli import app as wechat_tools_app
 
 app = typer.Typer(help="SCRM: social customer service and CRM for Weibo and WeChat.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -36,7 +37,7 @@ app.add_typer(channels_app, name="channels")
 app.add_typer(import_app, name="import")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(routing_app, name="routing")
-channels_app.add_typer(__import__("scrm.workspace.wechat_tools_cli", fromlist=["app"]).app)  # qrcode/menu/tags
+channels_app.add_typer(wechat_tools_app)  # scrm channels qrcode|menu|tags
 
 
 def _nlp_with_database() -> None:
@@ -104,8 +105,17 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="API processes (each stateless).")] = 1,
+    demo_fakes: Annotated[
+        bool,
+        typer.Option(
+            "--demo-fakes",
+            help="Send WeChat/Weibo API calls to fake platforms on 127.0.0.1 (the demo; `make run`).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the web UI, the REST API and the inbound webhooks."""
+    import os
+
     import uvicorn
 
     _setup_logging()
@@ -114,17 +124,31 @@ def serve(
 
     if not migrate.is_current(db):
         raise fail("the database schema is not current: run `scrm db upgrade` first")
+    fakes = None
+    if demo_fakes:
+        from scrm.demo.fakes import start_demo_fakes
+
+        fakes = start_demo_fakes(db)
+        os.environ.update(fakes.env)  # read by the app (and any --workers children) at start
+        get_settings.cache_clear()
     _print_banner(db, host, port)
+    if fakes is not None:
+        for name, value in fakes.env.items():
+            out.print(f"fake platform API: {name}={value} (replies to demo fans are delivered there)")
     db.dispose()
-    uvicorn.run(
-        "scrm.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+    try:
+        uvicorn.run(
+            "scrm.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        if fakes is not None:
+            fakes.stop()
 
 
 def _print_banner(db: Database, host: str, port: int) -> None:
@@ -511,31 +535,13 @@ def channels_fake(
     """
     import time
 
-    from scrm.workspace import service
+    from scrm.demo.fakes import ENV, start_fake
 
-    if kind not in ("wechat", "weibo"):
+    if kind not in ENV:
         raise fail("fake supports wechat and weibo")
-    db = _db()
-    accounts = []
-    with db.transaction(readonly=True) as session:
-        for ws in service.list_workspaces(session):
-            accounts += [service.account_view(a) for a in service.list_channel_accounts(session, ws.id, kind)]
-    if kind == "wechat":
-        from scrm.channels.wechat.fake import FakeWechatServer
-        from scrm.channels.wechat.spec import appid_of
-
-        apps = {appid_of(a): a.secrets.get("secret", "") for a in accounts}
-        server: Any = FakeWechatServer(port=port or 9101, apps=apps).start()
-        known = ", ".join(sorted(apps)) or "none (the default wx_fake_app)"
-    else:
-        from scrm.channels.weibo.fake import FakeWeiboServer
-
-        tokens = {a.secrets.get("access_token", "") for a in accounts} - {""}
-        server = FakeWeiboServer(port=port or 9102, access_tokens=tokens, strict=False).start()
-        known = f"{len(tokens)} access token(s)"
-    env = "SCRM_WECHAT_API_BASE" if kind == "wechat" else "SCRM_WEIBO_API_BASE"
-    out.print(f"fake {kind} API on {server.base_url} for {known}")
-    out.print(f"start the server with {env}={server.base_url}")
+    server = start_fake(_db(), kind, port)
+    out.print(f"fake {kind} API on {server.base_url}")
+    out.print(f"start the server with {ENV[kind]}={server.base_url}")
     try:
         while True:
             time.sleep(3600)

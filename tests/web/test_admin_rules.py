@@ -147,7 +147,12 @@ def test_edit_form_shows_the_rule_and_resubmits_it_unchanged(
                     "none": [{"field": "business_hours", "op": "is", "value": False}],
                 },
                 "actions": [
-                    {"type": "reply", "canned": "hello", "msg_type": "text", "payload": {"kf_account": "kf01@yuncheng"}},
+                    {
+                        "type": "reply",
+                        "canned": "hello",
+                        "msg_type": "text",
+                        "payload": {"kf_account": "kf01@yuncheng"},
+                    },
                     {"type": "escalate", "priority": "urgent", "notify_supervisors": True, "reassign": False},
                     {"type": "create_task", "kind": "department", "team": "lost", "due_in_minutes": 30},
                     {"type": "notify", "url": "https://example.com/hook"},
