@@ -105,7 +105,14 @@
     if (!h) return;
     h.hidden = show === undefined ? !h.hidden : !show;
   }
-  function click(id) { var el = document.getElementById(id); if (el) el.click(); }
+  function click(id) {
+    var el = document.getElementById(id);
+    if (!el) return;
+    // A pane swapped in a moment ago is wired by htmx only after its settle delay; until then
+    // its button would submit the form natively (a full-page POST). Wire it now (idempotent).
+    if (window.htmx) htmx.process(el.closest("form") || el);
+    el.click();
+  }
   function focus(id) { var el = document.getElementById(id); if (el) { el.focus(); return true; } return false; }
 
   document.addEventListener("keydown", function (e) {
