@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # Outbound API bases, so tests and the demo can point them at fake servers on 127.0.0.1.
     wechat_api_base: str = "https://api.weixin.qq.com"
     weibo_api_base: str = "https://api.weibo.com"
+    # Seconds a WeChat / Weibo API call may take before it counts as timed out (its outcome is
+    # then unknown: the outbox retries, and on Weibo first looks whether the reply went out).
+    channel_api_timeout: float = 10.0
     wecom_api_base: str = "https://qyapi.weixin.qq.com"
     # Run the job worker inside the web server process (default on SQLite).
     inprocess_worker: bool | None = None

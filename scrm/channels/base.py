@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 EventKind = Literal[
     "message",  # a fan's message (text, image, voice, video, location, link, ...)
@@ -133,6 +133,16 @@ class ChannelClient(Protocol):
     def send(self, message: OutboundMessage) -> SendResult: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class SentLookup(Protocol):
+    """A client that can list what its account sent, so a retry after an attempt whose outcome
+    is unknown (a timeout, a worker killed between the platform's answer and the commit) looks
+    first and never posts the same reply twice. Platforms without such a listing (WeChat's
+    customer-service API) are at-least-once there."""
+
+    def find_sent(self, message: OutboundMessage, *, not_before: dt.datetime) -> SendResult | None: ...
 
 
 class InboundRejected(Exception):

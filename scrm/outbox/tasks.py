@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from typing import Any
@@ -15,6 +16,8 @@ from scrm.channels.base import (
     PermanentChannelError,
     RateLimitedError,
     SendRefused,
+    SendResult,
+    SentLookup,
 )
 from scrm.config import Settings
 from scrm.contact import service as contact_service
@@ -167,6 +170,26 @@ def _mark_unfollowed(ctx: JobContext, account: ChannelAccount, recipient: str) -
     contact_service.note_unfollowed(ctx.session, ctx.workspace_id, account.id, namespace, recipient)
 
 
+# How far a platform's clock may trail ours when matching a reply an earlier attempt posted.
+CLOCK_SKEW = dt.timedelta(minutes=2)
+
+
+def _sent_earlier(ctx: JobContext, client: Any, row: Any, outbound: OutboundMessage) -> SendResult | None:
+    """On a retry, the reply an earlier attempt may already have posted (its answer timed out, or
+    the worker died before committing): a channel that can list its sent messages is asked first,
+    so the retry does not post it twice."""
+    if ctx.job.attempts <= 1 or not isinstance(client, SentLookup):
+        return None
+    found = client.find_sent(outbound, not_before=as_utc(row.created_at) - CLOCK_SKEW)
+    if found is not None:
+        log.info(
+            "outbox %s: an earlier attempt was delivered (%s); not sent again",
+            row.id,
+            found.external_message_id,
+        )
+    return found
+
+
 @job("outbox.send", max_attempts=8)
 def send(ctx: JobContext, payload: dict[str, Any]) -> None:
     session = ctx.session
@@ -191,7 +214,8 @@ def send(ctx: JobContext, payload: dict[str, Any]) -> None:
     try:
         precheck(ctx, account, row, outbound)
         ratelimit.acquire(ctx, account)  # per-account quota shared by all workers; may RetryLater
-        result = client_for(account, ctx.settings).send(outbound)
+        client = client_for(account, ctx.settings)
+        result = _sent_earlier(ctx, client, row, outbound) or client.send(outbound)
     except SendRefused as exc:
         # Refused by our precheck, or by the platform at send time (WeChat 45015 / 45047): the
         # same outcome either way, the reply fails with its reason and the fallback is queued.

@@ -4,6 +4,7 @@ cursors, public replies as comment replies on the fan's thread — against the f
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from scrm.channels.weibo import simulate
 from scrm.channels.weibo.config import WeiboAccountConfig
@@ -21,6 +22,7 @@ from scrm.conversation import service as conversation_service
 from scrm.db import Database
 from scrm.inbound.endpoints import router
 from scrm.inbound.polling import enqueue_poll
+from scrm.kit.time import utcnow
 from scrm.models import ChannelAccount, Conversation, InboundEvent, Job, Message
 from scrm.workspace import service
 from tests.conftest import Workspace
@@ -216,3 +218,71 @@ def test_pushed_mention_with_comment_dedups_with_the_poller_and_replies_to_the_c
     run_jobs(db, settings)
     (recorded,) = weibo.fake.replies
     assert recorded["cid"] == comment and recorded["id"] == post
+
+
+def _reply_on_a_comment(weibo: Weibo, db: Database, settings: Settings, workspace: Workspace) -> int:
+    post = weibo.fake.add_brand_post("新品发布")
+    weibo.fake.add_comment("电池续航怎么样？", status_id=post, user_id=FAN)
+    poll(db, settings, workspace, weibo, "slot-1")
+    run_jobs(db, settings)
+    with db.transaction() as s:
+        conv = s.execute(select(Conversation)).scalar_one()
+        return conversation_service.send_reply(s, conv, "续航两天", author_id=workspace.agent_member_id).id
+
+
+def _make_due(db: Database) -> None:
+    with db.transaction() as s:
+        s.execute(update(Job).where(Job.status == "queued").values(run_at=utcnow()))
+
+
+def test_a_reply_whose_answer_timed_out_is_found_on_retry_not_posted_twice(
+    weibo: Weibo, db: Database, settings: Settings, workspace: Workspace
+) -> None:
+    """Weibo took the comment but answered after our timeout: the outcome was unknown, the outbox
+    retried, and the retry found the comment in comments/by_me instead of posting it again."""
+    settings.channel_api_timeout = 0.5
+    weibo.fake.delay_next(1.5, path="/2/comments/reply.json")
+    message_id = _reply_on_a_comment(weibo, db, settings, workspace)
+    run_jobs(db, settings)
+    with db.transaction(readonly=True) as s:
+        out = s.get(Message, (workspace.id, message_id))
+        assert out is not None and out.status != "sent"  # timed out: will be retried
+    time.sleep(1.2)  # the fake finishes the slow request and stores the comment
+    assert len(weibo.fake.replies) == 1
+    _make_due(db)
+    run_jobs(db, settings)
+    with db.transaction(readonly=True) as s:
+        out = s.get(Message, (workspace.id, message_id))
+        assert out is not None and out.status == "sent", out.error if out else None
+        assert out.channel_message_id == f"comment:{weibo.fake.replies[0]['idstr']}"
+    assert len(weibo.fake.replies) == 1  # one comment on Weibo
+    assert len(weibo.fake.requests_to("/2/comments/reply.json")) == 1
+    assert weibo.fake.requests_to("/2/comments/by_me.json")
+
+
+def test_a_retry_that_finds_nothing_posts_the_reply(
+    weibo: Weibo, db: Database, settings: Settings, workspace: Workspace
+) -> None:
+    """The first attempt never reached Weibo (connection reset): the retry looks, finds no such
+    comment, and posts it; an earlier comment with the same text on another post is no match."""
+    other = weibo.fake.add_brand_post("旧帖")
+    weibo.fake.replies.append(
+        {
+            "id": 1,
+            "idstr": "1",
+            "text": "续航两天",
+            "status_id": other,
+            "created_at": "Wed Dec 02 10:00:00 +0800 2026",
+        }
+    )
+    weibo.fake.reset_next(path="/2/comments/reply.json")
+    message_id = _reply_on_a_comment(weibo, db, settings, workspace)
+    run_jobs(db, settings)
+    _make_due(db)
+    run_jobs(db, settings)
+    with db.transaction(readonly=True) as s:
+        out = s.get(Message, (workspace.id, message_id))
+        assert out is not None and out.status == "sent", out.error if out else None
+    assert len(weibo.fake.requests_to("/2/comments/reply.json")) == 2
+    assert [r["text"] for r in weibo.fake.replies] == ["续航两天", "续航两天"]
+    assert weibo.fake.replies[1]["status_id"] != other

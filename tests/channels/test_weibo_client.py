@@ -259,3 +259,65 @@ def test_messages_host_derivation() -> None:
     http = httpx.Client(transport=httpx.MockTransport(handler))
     WeiboClient(ACCOUNT, base_url="https://api.weibo.com", http=http).reply_private("1", "hi")
     assert seen == ["m.api.weibo.com"]
+
+
+# -- finding a reply an earlier attempt posted (comments/by_me) ----------------------------------
+
+
+def _by_me_client(comments: list[dict[str, object]]) -> WeiboClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/2/comments/by_me.json"
+        return httpx.Response(200, json={"comments": comments, "total_number": len(comments)})
+
+    return WeiboClient(
+        ACCOUNT, base_url="https://api.weibo.com", http=httpx.Client(transport=httpx.MockTransport(handler))
+    )
+
+
+def _mine(cid: str, text: str, status: str, at: str, reply_to: str | None = None) -> dict[str, object]:
+    item: dict[str, object] = {"idstr": cid, "text": text, "created_at": at, "status": {"idstr": status}}
+    if reply_to:
+        item["reply_comment"] = {"idstr": reply_to}
+    return item
+
+
+LATER = "Thu Dec 03 14:00:00 +0800 2026"  # 06:00 UTC
+EARLIER = "Thu Dec 03 13:00:00 +0800 2026"  # 05:00 UTC
+SINCE = dt.datetime(2026, 12, 3, 5, 30, tzinfo=dt.UTC)
+REPLY = OutboundMessage(
+    idempotency_key="k",
+    recipient="2489518277",
+    text="续航两天",
+    visibility="public",
+    thread_key="4100",
+    reply_to_external_id="comment:4200",
+)
+
+
+@pytest.mark.parametrize(
+    ("comments", "found"),
+    [
+        ([_mine("9", "回复@小林:续航两天", "4100", LATER, "4200")], "comment:9"),  # Weibo's prefix
+        ([_mine("9", "续航两天", "4100", EARLIER, "4200")], None),  # before the reply was queued
+        ([_mine("9", "续航两天", "4999", LATER, "4200")], None),  # another post
+        ([_mine("9", "续航两天", "4100", LATER, "4201")], None),  # answers another comment
+        ([_mine("9", "续航三天", "4100", LATER, "4200")], None),  # other text
+        ([_mine("9", "续航两天", "4100", "not a date", "4200")], None),
+        (["junk", {"status": "junk"}, _mine("8", "续航两天", "4100", LATER, "4200")], "comment:8"),
+    ],
+)
+def test_find_sent_matches_only_this_reply(comments: list[dict[str, object]], found: str | None) -> None:
+    with _by_me_client(comments) as client:
+        result = client.find_sent(REPLY, not_before=SINCE)
+    assert (result.external_message_id if result else None) == found
+
+
+def test_find_sent_never_looks_for_private_replies() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("no request expected")
+
+    client = WeiboClient(
+        ACCOUNT, base_url="https://api.weibo.com", http=httpx.Client(transport=httpx.MockTransport(handler))
+    )
+    private = OutboundMessage(idempotency_key="k", recipient="2489518277", text="您好")
+    assert client.find_sent(private, not_before=SINCE) is None

@@ -91,6 +91,7 @@ def make_client(account: AccountView, settings: Settings) -> WechatClient:
         account_config(account),
         base_url=settings.wechat_api_base,
         token_store=token_store_for(account, settings),
+        timeout=settings.channel_api_timeout,
     )
 
 

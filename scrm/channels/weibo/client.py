@@ -8,6 +8,7 @@ answering a comment) or ``comments/create`` (when answering a post).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -19,7 +20,7 @@ import httpx
 from scrm.channels.base import ChannelError, InboundEvent, OutboundMessage, PermanentChannelError, SendResult
 from scrm.channels.weibo.config import WeiboAccountConfig
 from scrm.channels.weibo.errors import error_for
-from scrm.channels.weibo.parser import comment_event, object_id, status_event
+from scrm.channels.weibo.parser import comment_event, object_id, parse_created_at, status_event
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,13 @@ class WeiboClient:
             )
         if message.visibility == "private":
             return self.reply_private(message.recipient, message.text)
+        status_id, comment_id = self._public_target(message)
+        if comment_id:
+            return self.reply_comment(status_id, comment_id, message.text)
+        return self.create_comment(status_id, message.text)
+
+    def _public_target(self, message: OutboundMessage) -> tuple[str, str]:
+        """(status id, comment id or "") a public reply goes to."""
         if not message.thread_key:
             raise PermanentChannelError(
                 "a public Weibo reply needs thread_key (the status id)", code="invalid_message"
@@ -200,8 +208,39 @@ class WeiboClient:
         reply_to = message.reply_to_external_id or ""
         comment_id = _strip("comment:", reply_to)
         if reply_to and not reply_to.startswith("status:") and comment_id.isdigit():
-            return self.reply_comment(status_id, comment_id, message.text)
-        return self.create_comment(status_id, message.text)
+            return status_id, comment_id
+        return status_id, ""
+
+    def find_sent(self, message: OutboundMessage, *, not_before: dt.datetime) -> SendResult | None:
+        """The brand's own comment for this public reply, if an earlier attempt posted it.
+
+        Looks through the account's latest comments (``comments/by_me``, newest first) for one on
+        the same post (and answering the same comment) with the same text, made at or after
+        `not_before`. Weibo prefixes a reply to a comment with "回复@name:", so the text is
+        compared at the end. Private fan-service replies cannot be listed: None.
+        """
+        if message.visibility == "private" or not message.text:
+            return None
+        status_id, comment_id = self._public_target(message)
+        data = self._get("comments/by_me", {"count": "50", "page": "1"})
+        for item in data.get("comments") or ():
+            if not isinstance(item, Mapping):
+                continue
+            status = item.get("status")
+            replied = item.get("reply_comment")
+            if not isinstance(status, Mapping) or object_id(status) != status_id:
+                continue
+            if comment_id and not (isinstance(replied, Mapping) and object_id(replied) == comment_id):
+                continue
+            if not str(item.get("text") or "").endswith(message.text):
+                continue
+            try:
+                made = parse_created_at(item.get("created_at"))
+            except ValueError:
+                continue
+            if made >= not_before and object_id(item):
+                return SendResult(external_message_id=f"comment:{object_id(item)}", raw=dict(item))
+        return None
 
     def reply_private(self, uid: str, text: str) -> SendResult:
         """Fan-service customer-service reply (within 48 h of the fan's last interaction)."""

@@ -5,7 +5,7 @@
         client = WeiboClient(account, base_url=fake.base_url)
         events, cursor = client.fetch_mentions(None)
 
-Serves ``statuses/mentions``, ``comments/mentions``, ``comments/to_me`` with Weibo's
+Serves ``statuses/mentions``, ``comments/mentions``, ``comments/to_me``, ``comments/by_me`` with Weibo's
 since_id / max_id / count / page semantics (newest first), ``comments/reply``,
 ``comments/create`` and ``messages/reply``. Faults: ``rate_limit_next`` (HTTP 403 with
 error_code 10023 by default) plus everything :class:`FakeHttpServer` offers.
@@ -163,6 +163,8 @@ class FakeWeiboServer(FakeHttpServer):
             if path == "/2/comments/to_me.json":
                 items = [c for c in self.comments if c["status"]["user"]["idstr"] == self.brand_uid]
                 return self._page(request, items, "comments")
+            if path == "/2/comments/by_me.json":
+                return self._by_me(request)
         if path in ("/2/comments/reply.json", "/2/comments/create.json"):
             return self._comment(request, reply=path.endswith("reply.json"))
         if path == "/2/messages/reply.json":
@@ -200,9 +202,44 @@ class FakeWeiboServer(FakeHttpServer):
         if self.strict and reply and form.get("cid") not in {c["idstr"] for c in self.comments}:
             return json_response({"error": "target comment does not exist", "error_code": 20101}, 400)
         comment_id = self._next_id()
-        record = {"id": int(comment_id), "idstr": comment_id, "text": text, "status_id": status_id, **form}
-        self.replies.append(record)
+        record = {
+            "id": int(comment_id),
+            "idstr": comment_id,
+            "text": text,
+            "status_id": status_id,
+            "created_at": weibo_time(dt.datetime.now(dt.UTC)),
+            **form,
+        }
+        with self._lock:
+            self.replies.append(record)
         return json_response(record)
+
+    def _by_me(self, request: RecordedRequest) -> Response:
+        """``comments/by_me``: the brand's own comments, newest first, as Weibo shapes them (a
+        reply to a comment reads "回复@name:text" and names the comment it answers)."""
+        try:
+            count = min(int(request.query.get("count") or 50), 200)
+            page = max(int(request.query.get("page") or 1), 1)
+        except ValueError:
+            return json_response({"error": "invalid parameter", "error_code": 10008}, 400)
+        fans = {c["idstr"]: c for c in self.comments}
+        items = []
+        for r in reversed(self.replies):
+            item = {
+                "id": r["id"],
+                "idstr": r["idstr"],
+                "created_at": r["created_at"],
+                "text": r["text"],
+                "status": {"id": int(r["status_id"] or 0), "idstr": r["status_id"]},
+                "user": self.user(self.brand_uid, self.brand_name, 1_000_000),
+            }
+            if r.get("cid"):
+                fan = fans.get(r["cid"], {}).get("user", {}).get("screen_name", "fan")
+                item["text"] = f"回复@{fan}:{r['text']}"
+                item["reply_comment"] = {"id": int(r["cid"]) if r["cid"].isdigit() else 0, "idstr": r["cid"]}
+            items.append(item)
+        chunk = items[(page - 1) * count : page * count]
+        return json_response({"comments": chunk, "total_number": len(items)})
 
     def _message(self, request: RecordedRequest) -> Response:
         form = request.form()

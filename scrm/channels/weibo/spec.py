@@ -57,6 +57,7 @@ def make_client(account: AccountView, settings: Settings) -> WeiboClient:
         base_url=settings.weibo_api_base,
         page_size=POLL_PAGE_SIZE,
         max_pages=int(account.config.get("poll_max_pages") or DEFAULT_POLL_MAX_PAGES),
+        timeout=settings.channel_api_timeout,
     )
 
 
