@@ -146,13 +146,18 @@ RULES = [
         "name": "emoji → song",
         "position": 2,
         "stop": True,
-        "conditions": {"all": [{"field": "text", "op": "contains_any", "value": ["/::<", "/::(", "/:,@("]}]},
+        "conditions": {
+            "all": [
+                {"field": "channel", "op": "in", "value": ["webhook"]},  # the simulated day's account
+                {"field": "text", "op": "contains_any", "value": ["/::<", "/::(", "/:,@("]},
+            ]
+        },
         "actions": [
             {
                 "type": "reply",
                 "text": "送你一首歌：《晴天》",
                 "msg_type": "music",
-                "payload": {"title": "晴天"},
+                "payload": {"title": "晴天", "music_url": "https://music.example.com/qingtian.mp3"},
                 "await_fan": True,
             },
             {"type": "label", "labels": ["心情"]},
