@@ -157,7 +157,7 @@ MAX_ARTICLES = 8
 # another type would only fail at delivery, so a rule that can fire on such a channel is refused.
 # WeCom accounts only answer passively (text); the webhook channel forwards any payload.
 CHANNEL_REPLY_TYPES: dict[str, frozenset[str]] = {
-    "wechat": frozenset({"text", "image", "voice", "video", "news", "mpnews"}),
+    "wechat": frozenset({"text", "image", "voice", "video", "music", "news", "mpnews"}),
     "weibo": frozenset({"text"}),
     "wecom": frozenset({"text"}),
     "webhook": frozenset(REPLY_TYPES),

@@ -125,8 +125,39 @@ WECHAT_ONLY = {"all": [{"field": "channel", "op": "in", "value": ["wechat"]}]}
                     "payload": {"title": "t", "music_url": "https://m/x.mp3"},
                 }
             ],
+            {"all": [{"field": "channel", "op": "in", "value": ["wechat", "weibo"]}]},
+            "a music reply cannot be sent on weibo: add the condition channel in [webhook, wechat]",
+        ),
+        (
+            [{"type": "reply", "msg_type": "music", "payload": {"music_url": "https://m.example.com/1.mp3"}}],
             WECHAT_ONLY,
-            "a music reply cannot be sent on wechat",
+            "a music reply needs payload.title",
+        ),
+        (
+            [
+                {
+                    "type": "reply",
+                    "msg_type": "music",
+                    "payload": {
+                        "title": "晴天",
+                        "music_url": "https://m.example.com/1.mp3",
+                        "hq_music_url": "x",
+                    },
+                }
+            ],
+            WECHAT_ONLY,
+            "payload.hq_music_url must be an http(s) URL",
+        ),
+        (
+            [
+                {
+                    "type": "reply",
+                    "msg_type": "music",
+                    "payload": {"title": "晴天", "musicurl": "https://m.example.com/1.mp3"},
+                }
+            ],
+            WECHAT_ONLY,
+            "payload of a music reply has no 'musicurl'",
         ),
         (
             [
@@ -212,6 +243,22 @@ def test_bad_action_parameters_are_refused_with_the_reason(
                 }
             ],
             WEBHOOK_ONLY,
+        ),
+        (
+            [
+                {
+                    "type": "reply",
+                    "msg_type": "music",
+                    "payload": {
+                        "title": "雨天的拿铁",
+                        "music_url": "https://music.example.com/sad/1.mp3",
+                        "hq_music_url": "https://music.example.com/sad/1-hq.mp3",
+                        "description": "给难过的你",
+                        "thumb_media_id": "THUMB_1",
+                    },
+                }
+            ],
+            WECHAT_ONLY,
         ),
         ([{"type": "reply", "text": "您好 {{ contact.name }}，航班 {{entity.flight_no}}"}], None),
         ([{"type": "reply", "text": "hi", "payload": {"kf_account": "kf01@yuncheng"}}], None),
