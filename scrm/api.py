@@ -10,6 +10,7 @@ from scrm.contact.endpoints import router as contacts
 from scrm.conversation.endpoints import router as conversations
 from scrm.nlp.endpoints import router as triage
 from scrm.sla.endpoints import router as sla
+from scrm.store.endpoints import router as stores
 from scrm.workspace.endpoints import router as workspace
 from scrm.workspace.wechat_tools_endpoints import router as wechat_tools
 
@@ -21,4 +22,5 @@ router.include_router(triage)
 router.include_router(automation)
 router.include_router(sla)
 router.include_router(casework)
+router.include_router(stores)
 router.include_router(wechat_tools)

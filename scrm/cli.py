@@ -27,7 +27,7 @@ demo_app = typer.Typer(help="The demo workspaces.", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 channels_app = typer.Typer(help="Channel accounts.", no_args_is_help=True)
-import_app = typer.Typer(help="Import contacts and orders from CSV or JSONL.", no_args_is_help=True)
+import_app = typer.Typer(help="Import contacts, orders and stores from CSV or JSONL.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Background jobs and dead letters.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
@@ -474,15 +474,32 @@ def channels_simulate(
     scene: Annotated[str, typer.Option(help="QR scene (subscribe/SCAN) or menu key (CLICK).")] = "",
     fan: Annotated[str, typer.Option(help="The fan's openid / uid.")] = "",
     url: Annotated[str, typer.Option(help="Base URL of the running server.")] = "http://127.0.0.1:8000",
+    location: Annotated[
+        str,
+        typer.Option(help='wechat: a location message "LAT,LNG[,LABEL]", e.g. "31.2323,121.4752,人民广场".'),
+    ] = "",
 ) -> None:
     """POST one correctly signed (and for WeChat safe mode, encrypted) push to a running server."""
     from scrm.channels import registry
+    from scrm.kit.geo import valid_point
     from scrm.workspace import service
 
     if kind not in ("wechat", "weibo"):
         raise fail("simulate supports wechat and weibo")
-    if not text and not event:
-        raise fail("give --text or --event")
+    if not text and not event and not location:
+        raise fail("give --text, --event or --location")
+    where: tuple[float, float, str] | None = None
+    if location:
+        if kind != "wechat":
+            raise fail("--location is for wechat")
+        parts = [p.strip() for p in location.split(",", 2)]
+        try:
+            point = valid_point(float(parts[0]), float(parts[1])) if len(parts) >= 2 else None
+        except ValueError:
+            point = None
+        if point is None:
+            raise fail('--location must be "LAT,LNG[,LABEL]" with -90..90 and -180..180')
+        where = (point[0], point[1], parts[2] if len(parts) > 2 else "")
     db = _db()
     with db.transaction(readonly=True) as session:
         row = service.find_channel_account_for_inbound(session, account, kind)
@@ -503,6 +520,7 @@ def channels_simulate(
             event=event or None,
             event_key=key,
             openid=fan or "oSimulatedFan000000000000000",
+            location=where,
         )
     else:
         from scrm.channels.weibo import simulate as weibo_sim
@@ -614,6 +632,36 @@ def import_orders(
 ) -> None:
     """Import orders and bookings; idempotent on (source, order_id)."""
     _do_import("orders", workspace, file)
+
+
+@import_app.command("stores")
+@friendly
+def import_stores(
+    file: Annotated[Path, typer.Argument(help="FILE.csv or FILE.jsonl")],
+    workspace: Annotated[str, typer.Option(help="Workspace slug.")],
+) -> None:
+    """Import stores (code, name, latitude, longitude; city, address, hours, phone, active) for
+    the nearest-store reply; idempotent on code."""
+    from scrm.store import imports as store_imports
+    from scrm.workspace import service
+
+    if not file.is_file():
+        raise fail(f"no such file: {file}")
+    imports.detect_format(file.name)
+    db = _db()
+    with db.transaction(readonly=True) as session:
+        ws = service.get_workspace(session, workspace)
+    report = store_imports.import_path(db, ws.id, file)
+    out.print(
+        f"{report.rows} rows: {report.inserted} inserted, {report.updated} updated,"
+        f" {report.rejected} rejected"
+    )
+    for err in report.errors[:50]:
+        out.print(f"  line {err['line']}: {err['reason']}")
+    if report.rejected > 50:
+        out.print(f"  … and {report.rejected - 50} more")
+    if report.rejected and report.rejected == report.rows:
+        raise typer.Exit(1)
 
 
 # -- jobs --------------------------------------------------------------------------------------

@@ -160,6 +160,8 @@ def process_inbound(ctx: JobContext, payload: dict[str, Any]) -> None:
     if event.metadata.get("passive_reply"):
         pctx.facts["passive_reply"] = event.metadata["passive_reply"]
     contact_service.record_account_event(session, ctx.workspace_id, resolved.identity, account.id, event)
+    if event.location:  # a location message or report: the nearest-store reply reads it
+        contact_service.record_location(resolved.contact, event)
     if event.kind in MESSAGE_KINDS:
         contact_service.mark_inbound(resolved.identity)
         appended = conversation_service.append_inbound(

@@ -20,6 +20,7 @@ from scrm.kit.time import as_utc, to_local, utcnow
 from scrm.models import ChannelAccount, Contact, Conversation, Message
 from scrm.outbox import service as outbox
 from scrm.sla import service as sla
+from scrm.store import service as store_service
 from scrm.worker.service import enqueue
 from scrm.workspace import service as workspace
 
@@ -290,6 +291,9 @@ def run_action(ctx: ActionContext, action: dict[str, Any]) -> dict[str, Any]:
     if kind == "lookup_booking":
         out = _lookup_booking(ctx, action)
         return out | (_await_fan(ctx, action) if out.get("found") else {})
+    if kind == "nearest_store":
+        out = _nearest_store(ctx, action)
+        return out | (_await_fan(ctx, action) if out.get("found") else {})
     raise ActionSkipped(f"unknown action {kind!r}")  # validation makes this unreachable
 
 
@@ -360,4 +364,56 @@ def _lookup_booking(ctx: ActionContext, action: dict[str, Any]) -> dict[str, Any
     return _send(ctx, text, kind="text", payload={}, visibility=action.get("visibility")) | {
         "found": True,
         "flight_no": d["flight_no"],
+    }
+
+
+NEAREST_STORE_TEXT = (
+    "离您最近的门店：{{store.name}}（约 {{store.distance_km}} 公里）\n"
+    "地址：{{store.address}}\n营业时间：{{store.hours}}"
+)
+NO_LOCATION_TEXT = "请点击输入框旁的“+”，选择“位置”把您的位置发给我们，马上为您查找最近的门店。"
+NO_STORE_TEXT = "抱歉，您附近暂时没有我们的门店。"
+
+
+def _nearest_store(ctx: ActionContext, action: dict[str, Any]) -> dict[str, Any]:
+    """The store nearest to the fan's last shared location (a location message or report), or
+    a request to share one."""
+    if ctx.contact is None:
+        raise ActionSkipped("unknown fan")
+    visibility = action.get("visibility")
+    values = template_values(ctx)
+    where = contact_service.last_location(ctx.contact)
+    if where is None:
+        text = render(action.get("no_location_text") or NO_LOCATION_TEXT, values)
+        return _send(ctx, text, kind="text", payload={}, visibility=visibility) | {
+            "found": False,
+            "reason": "no_location",
+        }
+    km = action.get("max_distance_km")
+    found = store_service.nearest(
+        ctx.session, ctx.workspace_id, where.lat, where.lng, max_km=float(km) if km else None
+    )
+    if found is None:
+        text = render(action.get("no_store_text") or NO_STORE_TEXT, values)
+        return _send(ctx, text, kind="text", payload={}, visibility=visibility) | {
+            "found": False,
+            "reason": "no_store",
+        }
+    store = found.store
+    facts = {
+        "code": store.code,
+        "name": store.name,
+        "address": store.address,
+        "hours": store.hours,
+        "city": store.city,
+        "phone": store.phone,
+        "distance_km": f"{found.distance_km:.1f}",
+    }
+    ctx.facts["store"] = facts
+    values.update({f"store.{k}": v for k, v in facts.items()})
+    text = render(action.get("text") or NEAREST_STORE_TEXT, values)
+    return _send(ctx, text, kind="text", payload={}, visibility=visibility) | {
+        "found": True,
+        "store": store.code,
+        "distance_km": facts["distance_km"],
     }

@@ -112,6 +112,14 @@ ACTION_FIELDS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "visibility": (str, False),
         "await_fan": (bool, False),
     },
+    "nearest_store": {
+        "text": (str, False),
+        "no_location_text": (str, False),
+        "no_store_text": (str, False),
+        "max_distance_km": (int, False),
+        "visibility": (str, False),
+        "await_fan": (bool, False),
+    },
 }
 # Which rule events an action can cause (for cycle detection). Every other action causes no
 # event that a rule listens to (routed, assigned, task.created, message.sent, resolved are not
@@ -121,7 +129,7 @@ ACTION_EMITS: dict[str, tuple[str, ...]] = {
     "close_spam": ("conversation.labeled",),
 }
 # Actions that make no sense without a conversation (subscribe / menu-click events may have none).
-REPLY_ACTIONS = frozenset({"reply", "lookup_booking"})
+REPLY_ACTIONS = frozenset({"reply", "lookup_booking", "nearest_store"})
 MAX_CONDITIONS = 50
 MAX_ACTIONS = 20
 MAX_KEYWORDS = 500
@@ -157,7 +165,7 @@ MAX_ARTICLES = 8
 # another type would only fail at delivery, so a rule that can fire on such a channel is refused.
 # WeCom accounts only answer passively (text); the webhook channel forwards any payload.
 CHANNEL_REPLY_TYPES: dict[str, frozenset[str]] = {
-    "wechat": frozenset({"text", "image", "voice", "video", "news", "mpnews"}),
+    "wechat": frozenset({"text", "image", "voice", "video", "music", "news", "mpnews"}),
     "weibo": frozenset({"text"}),
     "wecom": frozenset({"text"}),
     "webhook": frozenset(REPLY_TYPES),
@@ -166,6 +174,10 @@ CHANNELS = tuple(CHANNEL_REPLY_TYPES)
 # Placeholders a reply or note may use (rendered by scrm.automation.actions.render).
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.S)
 PLACEHOLDER_NAME = re.compile(r"^(contact\.name|entity\.[a-z_]+|booking\.[a-z_]+)$")
+# What the nearest_store reply's text may name about the store it found.
+STORE_FIELDS = ("name", "address", "hours", "distance_km", "city", "phone", "code")
+STORE_PLACEHOLDER = re.compile(r"^store\.(" + "|".join(STORE_FIELDS) + r")$")
+MAX_STORE_DISTANCE_KM = 20_000  # half the Earth's circumference: anything is nearer
 _URL = re.compile(r"^https?://[^\s/]+\S*$")
 
 
@@ -343,15 +355,22 @@ def _text(action: dict[str, Any], name: str, where: str, *, limit: int, blank_ok
         raise RuleError(f"{name!r} longer than {limit} characters", where)
 
 
-def _placeholders(text: str, name: str, where: str) -> None:
+def _placeholders(text: str, name: str, where: str, *, store: bool = False) -> None:
     for m in PLACEHOLDER.finditer(text):
         inner = m.group(1).strip()
-        if not PLACEHOLDER_NAME.match(inner):
+        if PLACEHOLDER_NAME.match(inner) or (store and STORE_PLACEHOLDER.match(inner)):
+            continue
+        if store:
             raise RuleError(
-                f"unknown placeholder {{{{{inner}}}}} in {name!r}"
-                " (use {{contact.name}}, {{entity.<type>}} or {{booking.<field>}})",
+                f"unknown placeholder {{{{{inner}}}}} in {name!r} (use {{{{contact.name}}}} or"
+                f" {', '.join('{{store.' + f + '}}' for f in STORE_FIELDS)})",
                 where,
             )
+        raise RuleError(
+            f"unknown placeholder {{{{{inner}}}}} in {name!r}"
+            " (use {{contact.name}}, {{entity.<type>}} or {{booking.<field>}})",
+            where,
+        )
 
 
 def _http_url(value: Any) -> bool:
@@ -412,7 +431,7 @@ def _validate_action_values(kind: str, action: dict[str, Any], where: str) -> No
             raise RuleError("labels must be 1-40 characters each", where)
         if len(labels) > 20:
             raise RuleError("at most 20 labels", where)
-    if kind in ("reply", "lookup_booking") and action.get("visibility", "private") not in (
+    if kind in ("reply", "lookup_booking", "nearest_store") and action.get("visibility", "private") not in (
         "public",
         "private",
     ):
@@ -460,6 +479,15 @@ def _validate_action_values(kind: str, action: dict[str, Any], where: str) -> No
     if kind == "lookup_booking":
         _text(action, "not_found_text", where, limit=2000)
         _placeholders(action.get("not_found_text", ""), "not_found_text", where)
+    if kind == "nearest_store":
+        for name in ("text", "no_location_text", "no_store_text"):
+            _text(action, name, where, limit=2000)
+        _placeholders(action.get("text", ""), "text", where, store=True)
+        for name in ("no_location_text", "no_store_text"):
+            _placeholders(action.get(name, ""), name, where)
+        km = action.get("max_distance_km")
+        if km is not None and not 1 <= km <= MAX_STORE_DISTANCE_KM:
+            raise RuleError(f"max_distance_km must be between 1 and {MAX_STORE_DISTANCE_KM}", where)
 
 
 def rule_channels(conditions: Any, account_kinds: dict[str, str] | None = None) -> set[str]:

@@ -111,7 +111,7 @@ def get_contact(request: Request, principal: CurrentPrincipal, contact_id: int) 
         )
 
 
-async def _spool(upload: UploadFile) -> tempfile.SpooledTemporaryFile[bytes]:
+async def spool_upload(upload: UploadFile) -> tempfile.SpooledTemporaryFile[bytes]:
     spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
     size = 0
     while chunk := await upload.read(1024 * 1024):
@@ -128,7 +128,7 @@ async def _import(request: Request, principal_ws: int, kind: imports.Kind, file:
     if not file.filename:
         raise Invalid("file name missing", field="file")
     fmt = imports.detect_format(file.filename)
-    spool = await _spool(file)
+    spool = await spool_upload(file)
     try:
         return await run_in_threadpool(imports.run_import, get_db(request), principal_ws, kind, spool, fmt)
     finally:

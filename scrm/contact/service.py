@@ -11,6 +11,7 @@ from scrm.channels.base import InboundEvent, Sender
 from scrm.contact import repository
 from scrm.contact.schemas import ContactIn
 from scrm.errors import NotFound
+from scrm.kit.geo import valid_point
 from scrm.kit.time import utcnow
 from scrm.models import Contact, ContactAccountState, ContactIdentity, Conversation, Membership, Order
 
@@ -190,6 +191,62 @@ def record_account_event(
         identity.subscribed = any(
             s.subscribed is not False for s in states if s.channel_account_id != channel_account_id
         )
+
+
+# Where the fan last said they are (a WeChat location message or LOCATION report, a Weibo
+# position): kept on the contact for the nearest-store reply.
+LOCATION_ATTRIBUTE = "last_location"
+
+
+def record_location(contact: Contact, event: InboundEvent) -> bool:
+    """Keep the event's location as the fan's last known one; True if it was stored.
+
+    Coordinates that are not finite or out of range are ignored (the parsers already drop
+    what is not a number); an older event processed late never replaces a newer location."""
+    loc = event.location or {}
+    point = valid_point(loc.get("lat"), loc.get("lng"))
+    if point is None:
+        return False
+    at = event.sent_at if event.sent_at.tzinfo is not None else utcnow()
+    attrs = dict(contact.attributes or {})
+    current = last_location(contact)
+    if current is not None and current.at > at:
+        return False
+    label = loc.get("label")
+    attrs[LOCATION_ATTRIBUTE] = {
+        "lat": point[0],
+        "lng": point[1],
+        "label": str(label)[:200] if isinstance(label, str) else "",
+        "at": at.isoformat(),
+        "source": "report" if event.kind == "location" else "message",
+    }
+    contact.attributes = attrs  # a new dict: the JSON column sees the change
+    return True
+
+
+@dataclass(frozen=True)
+class Location:
+    lat: float
+    lng: float
+    label: str
+    at: dt.datetime
+
+
+def last_location(contact: Contact) -> Location | None:
+    """The fan's last shared location, or None."""
+    raw = (contact.attributes or {}).get(LOCATION_ATTRIBUTE)
+    if not isinstance(raw, dict):
+        return None
+    point = valid_point(raw.get("lat"), raw.get("lng"))
+    if point is None:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(str(raw.get("at")))
+    except ValueError:
+        at = dt.datetime.min.replace(tzinfo=dt.UTC)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=dt.UTC)
+    return Location(point[0], point[1], str(raw.get("label") or ""), at)
 
 
 def note_unfollowed(

@@ -1,5 +1,5 @@
-"""Loads the demo workspaces (an airline and a phone brand). Idempotent: every step is
-get-or-create, and imports are keyed on (source, order id)."""
+"""Loads the demo workspaces (an airline, a phone brand and a coffee chain). Idempotent: every
+step is get-or-create, imports are keyed on (source, order id) and stores on their code."""
 
 from __future__ import annotations
 
@@ -17,11 +17,16 @@ from scrm.workspace import repository, service
 
 DATA = Path(__file__).parent / "data"
 DEMO_PASSWORD = "demo1234"  # noqa: S105  (the published demo password)
-DEMO_SLUGS = ("yuncheng", "xiaomo")
+DEMO_SLUGS = ("yuncheng", "xiaomo", "xingka")
 
 
 def spec() -> list[dict[str, Any]]:
+    """The demo workspaces: those of the recorded day (`workspaces.json`, written by
+    `generate_day.py` with their contacts, orders and traffic), then the hand-written ones
+    (`workspace_<slug>.json`, e.g. the coffee brand of story 4, whose fans come in live)."""
     data: list[dict[str, Any]] = json.loads((DATA / "workspaces.json").read_text("utf-8"))
+    for path in sorted(DATA.glob("workspace_*.json")):
+        data.append(json.loads(path.read_text("utf-8")))
     return data
 
 
@@ -161,13 +166,25 @@ def _social_accounts(session: Session, ws_id: int, ws_spec: dict[str, Any], bran
         )
 
 
-def load(db: Database) -> list[str]:
+def load(db: Database, only: tuple[str, ...] = ()) -> list[str]:
+    """Load every demo workspace (or the slugs in `only`); the lines say what happened."""
+    from scrm.store import imports as store_imports
+
     lines: list[str] = []
     for ws_spec in spec():
+        if only and ws_spec["slug"] not in only:
+            continue
         with db.transaction() as session:
             ws_id, created = _load_one(session, ws_spec)
         slug = ws_spec["slug"]
         lines.append(f"{slug}: {'created' if created else 'already loaded, refreshed'} ({ws_spec['name']})")
+        with db.transaction(readonly=True) as session:
+            wechat = repository.channel_account_by_name(session, ws_id, DEMO_WECHAT_NAME)
+            if wechat is not None:
+                lines.append(
+                    f"{slug}: WeChat account {wechat.id}"
+                    f" (scrm channels simulate wechat --account {wechat.id})"
+                )
         for kind in ("contacts", "orders"):
             path = DATA / f"{kind}_{slug}.csv"
             if path.exists():
@@ -179,6 +196,14 @@ def load(db: Database) -> list[str]:
                     f" {report.rejected} rejected"
                 )
                 lines += [f"  line {e['line']}: {e['reason']}" for e in report.errors[:5]]
+        stores = DATA / f"stores_{slug}.csv"
+        if stores.exists():
+            report = store_imports.import_path(db, ws_id, stores)
+            lines.append(
+                f"{slug}: stores {report.rows} rows, {report.inserted} new, {report.updated} updated,"
+                f" {report.rejected} rejected"
+            )
+            lines += [f"  line {e['line']}: {e['reason']}" for e in report.errors[:5]]
     return lines
 
 
@@ -193,4 +218,4 @@ def demo_logins(session: Session) -> list[str]:
                 user = repository.user_by_id(session, m.user_id)
                 if user:
                     out.append(f"{ws.name}: {user.email} ({m.role})")
-    return out[:8]
+    return out[:12]

@@ -26,6 +26,7 @@ from scrm.models.sla_calendar import SlaCalendar
 from scrm.models.sla_event import SlaEvent
 from scrm.models.sla_policy import SlaPolicy
 from scrm.models.sla_timer import SlaTimer
+from scrm.models.store import Store
 from scrm.models.team import Team
 from scrm.models.team_desk import TeamDesk
 from scrm.models.team_member import TeamMember
@@ -61,6 +62,7 @@ __all__ = [
     "SlaEvent",
     "SlaPolicy",
     "SlaTimer",
+    "Store",
     "Team",
     "TeamDesk",
     "TeamMember",

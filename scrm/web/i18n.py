@@ -727,6 +727,7 @@ ZH.update(
         "ra.notify": "通知外部系统",
         "ra.close_spam": "作为垃圾信息关闭",
         "ra.lookup_booking": "查询粉丝的航班",
+        "ra.nearest_store": "回复最近的门店",
         "rp.team": "团队",
         "rp.member": "客服",
         "rp.skills": "技能",
@@ -743,6 +744,9 @@ ZH.update(
         "rp.url": "URL",
         "rp.note": "附言",
         "rp.not_found_text": "查不到时的回复",
+        "rp.no_location_text": "没有位置时的回复（请粉丝发送位置）",
+        "rp.no_store_text": "附近没有门店时的回复",
+        "rp.max_distance_km": "最远距离（公里）",
         "rp.await_fan": "自助答复后等待粉丝（不进人工队列）",
     }
 )
@@ -894,6 +898,7 @@ EN.update(
         "ra.notify": "Notify a URL",
         "ra.close_spam": "Close as spam",
         "ra.lookup_booking": "Look up the fan's flight",
+        "ra.nearest_store": "Reply with the nearest store",
         "rp.team": "Team",
         "rp.member": "Agent",
         "rp.skills": "Skills",
@@ -910,6 +915,9 @@ EN.update(
         "rp.url": "URL",
         "rp.note": "Note",
         "rp.not_found_text": "Reply when not found",
+        "rp.no_location_text": "Reply without a location (ask the fan to share one)",
+        "rp.no_store_text": "Reply when no store is near",
+        "rp.max_distance_km": "Farthest distance (km)",
         "rp.await_fan": "Self-service: wait for the fan (no human queue)",
     }
 )

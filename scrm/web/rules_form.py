@@ -99,6 +99,14 @@ ACTION_PARAMS: dict[str, tuple[tuple[str, str], ...]] = {
     "notify": (("url", "url"), ("note", "text")),
     "close_spam": (),
     "lookup_booking": (("not_found_text", "textarea"), ("visibility", "visibility"), ("await_fan", "bool")),
+    "nearest_store": (
+        ("text", "textarea"),
+        ("no_location_text", "textarea"),
+        ("no_store_text", "textarea"),
+        ("max_distance_km", "number"),
+        ("visibility", "visibility"),
+        ("await_fan", "bool"),
+    ),
 }
 assert set(ACTION_PARAMS) == set(engine.ACTION_FIELDS)
 ACTION_TYPES = tuple(ACTION_PARAMS)

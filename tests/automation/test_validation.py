@@ -125,8 +125,39 @@ WECHAT_ONLY = {"all": [{"field": "channel", "op": "in", "value": ["wechat"]}]}
                     "payload": {"title": "t", "music_url": "https://m/x.mp3"},
                 }
             ],
+            {"all": [{"field": "channel", "op": "in", "value": ["wechat", "weibo"]}]},
+            "a music reply cannot be sent on weibo: add the condition channel in [webhook, wechat]",
+        ),
+        (
+            [{"type": "reply", "msg_type": "music", "payload": {"music_url": "https://m.example.com/1.mp3"}}],
             WECHAT_ONLY,
-            "a music reply cannot be sent on wechat",
+            "a music reply needs payload.title",
+        ),
+        (
+            [
+                {
+                    "type": "reply",
+                    "msg_type": "music",
+                    "payload": {
+                        "title": "晴天",
+                        "music_url": "https://m.example.com/1.mp3",
+                        "hq_music_url": "x",
+                    },
+                }
+            ],
+            WECHAT_ONLY,
+            "payload.hq_music_url must be an http(s) URL",
+        ),
+        (
+            [
+                {
+                    "type": "reply",
+                    "msg_type": "music",
+                    "payload": {"title": "晴天", "musicurl": "https://m.example.com/1.mp3"},
+                }
+            ],
+            WECHAT_ONLY,
+            "payload of a music reply has no 'musicurl'",
         ),
         (
             [
@@ -159,6 +190,29 @@ WECHAT_ONLY = {"all": [{"field": "channel", "op": "in", "value": ["wechat"]}]}
         ([{"type": "lookup_booking", "not_found_text": " "}], None, "'not_found_text' must not be blank"),
         ([{"type": "lookup_booking", "visibility": "secret"}], None, "visibility must be public or private"),
         ([{"type": "close_spam", "reason": "ads"}], None, "unknown parameter 'reason' for close_spam"),
+        # the nearest-store reply
+        (
+            [{"type": "nearest_store", "text": "最近的店：{{store.nmae}}"}],
+            None,
+            "unknown placeholder {{store.nmae}} in 'text' (use {{contact.name}} or {{store.name}}",
+        ),
+        (
+            [{"type": "nearest_store", "no_location_text": "离您 {{store.distance_km}} 公里"}],
+            None,
+            "unknown placeholder {{store.distance_km}} in 'no_location_text'",
+        ),
+        ([{"type": "reply", "text": "门店：{{store.name}}"}], None, "unknown placeholder {{store.name}}"),
+        ([{"type": "nearest_store", "no_store_text": "  "}], None, "'no_store_text' must not be blank"),
+        ([{"type": "nearest_store", "text": "x" * 2001}], None, "'text' longer than 2000"),
+        (
+            [{"type": "nearest_store", "max_distance_km": 0}],
+            None,
+            "max_distance_km must be between 1 and 20000",
+        ),
+        ([{"type": "nearest_store", "max_distance_km": 5.5}], None, "'max_distance_km' has the wrong type"),
+        ([{"type": "nearest_store", "max_distance_km": True}], None, "'max_distance_km' has the wrong type"),
+        ([{"type": "nearest_store", "visibility": "secret"}], None, "visibility must be public or private"),
+        ([{"type": "nearest_store", "radius": 3}], None, "unknown parameter 'radius' for nearest_store"),
         ([{"type": "route", "team": " "}], None, "'team' must not be blank"),
         # condition values that can never match
         (
@@ -213,6 +267,22 @@ def test_bad_action_parameters_are_refused_with_the_reason(
             ],
             WEBHOOK_ONLY,
         ),
+        (
+            [
+                {
+                    "type": "reply",
+                    "msg_type": "music",
+                    "payload": {
+                        "title": "雨天的拿铁",
+                        "music_url": "https://music.example.com/sad/1.mp3",
+                        "hq_music_url": "https://music.example.com/sad/1-hq.mp3",
+                        "description": "给难过的你",
+                        "thumb_media_id": "THUMB_1",
+                    },
+                }
+            ],
+            WECHAT_ONLY,
+        ),
         ([{"type": "reply", "text": "您好 {{ contact.name }}，航班 {{entity.flight_no}}"}], None),
         ([{"type": "reply", "text": "hi", "payload": {"kf_account": "kf01@yuncheng"}}], None),
     ],
@@ -221,6 +291,24 @@ def test_valid_reply_types_save(db, workspace, actions, conditions) -> None:  # 
     with db.transaction() as s:
         row = rules.save_rule(s, workspace.id, rule(actions, conditions, name="ok"))
         assert row.actions == actions
+
+
+def test_a_nearest_store_reply_saves_through_the_api(db, workspace, client: TestClient) -> None:  # type: ignore[no-untyped-def]
+    action = {
+        "type": "nearest_store",
+        "text": "{{contact.name}}，离您最近的是 {{ store.name }}（{{store.distance_km}} 公里）：{{store.address}}，"
+        "{{store.hours}}，电话 {{store.phone}}（{{store.city}} {{store.code}}）",
+        "no_location_text": "{{contact.name}}，请发送您的位置",
+        "no_store_text": "附近没有门店",
+        "max_distance_km": 50,
+        "await_fan": True,
+    }
+    data = rule([action], {"any": [{"field": "text", "op": "contains_any", "value": ["门店"]}]}, name="门店")
+    r = client.post("/api/v1/automation/rules", json=data, headers={ADMIN: f"Bearer {workspace.admin_token}"})
+    assert r.status_code in (200, 201), r.text
+    bad = rule([{**action, "max_distance_km": 99999}], name="太远")
+    r = client.post("/api/v1/automation/rules", json=bad, headers={ADMIN: f"Bearer {workspace.admin_token}"})
+    assert r.status_code == 422 and "actions[0]: max_distance_km must be between 1 and 20000" in r.text
 
 
 def test_a_channel_account_condition_narrows_the_channels(db, workspace) -> None:  # type: ignore[no-untyped-def]
@@ -423,7 +511,7 @@ def test_every_action_that_causes_a_rule_event_is_in_the_cycle_table() -> None:
     assert all(set(evs) <= set(engine.RULE_EVENTS) for evs in engine.ACTION_EMITS.values())
     assert set(engine.ACTION_FIELDS) == {
         "route", "assign", "set_priority", "label", "reply", "note", "create_task",
-        "escalate", "notify", "close_spam", "lookup_booking",
+        "escalate", "notify", "close_spam", "lookup_booking", "nearest_store",
     }  # fmt: skip
 
 

@@ -285,6 +285,76 @@ def test_send_image_news_and_voice(client: WechatClient, fake: FakeWechatServer)
     assert fake.sent[2]["customservice"] == {"kf_account": "a@kf"}
 
 
+def test_send_music_wire_format(client: WechatClient, fake: FakeWechatServer) -> None:
+    """The customer-service music message (reference §1.5), from a rule's payload keys; the
+    high-quality link defaults to the normal one (WeChat requires both)."""
+    full = {
+        "title": "雨天的拿铁",
+        "description": "给难过的你",
+        "music_url": "https://music.example.com/sad/rain-latte.mp3",
+        "hq_music_url": "https://music.example.com/sad/rain-latte-hq.mp3",
+        "thumb_media_id": "THUMB_SAD_1",
+        "kf_account": "kf01@xingka",
+    }
+    client.send(OutboundMessage("k", FAN, msg_type="music", payload=full))
+    client.send(
+        OutboundMessage(
+            "k", FAN, msg_type="music", payload={"title": "晴天", "music_url": "http://m.example.com/1.mp3"}
+        )
+    )
+    assert fake.sent[0] == {
+        "touser": FAN,
+        "msgtype": "music",
+        "music": {
+            "title": "雨天的拿铁",
+            "musicurl": "https://music.example.com/sad/rain-latte.mp3",
+            "hqmusicurl": "https://music.example.com/sad/rain-latte-hq.mp3",
+            "description": "给难过的你",
+            "thumb_media_id": "THUMB_SAD_1",
+        },
+        "customservice": {"kf_account": "kf01@xingka"},
+    }
+    assert fake.sent[1]["music"] == {
+        "title": "晴天",
+        "musicurl": "http://m.example.com/1.mp3",
+        "hqmusicurl": "http://m.example.com/1.mp3",
+    }
+
+
+def test_the_fake_refuses_a_music_message_wechat_would_refuse(
+    client: WechatClient, fake: FakeWechatServer
+) -> None:
+    """The fake checks the wire format itself (a client bug would not slip through it)."""
+    with pytest.raises(WechatPermanentError) as info:
+        client.call(
+            "message/custom/send",
+            "/cgi-bin/message/custom/send",
+            {"touser": FAN, "msgtype": "music", "music": {"title": "x", "musicurl": "ftp://m/1.mp3"}},
+        )
+    assert info.value.errcode == 47001
+    assert fake.sent == []
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"music_url": "https://m.example.com/1.mp3"},  # no title
+        {"title": " ", "music_url": "https://m.example.com/1.mp3"},
+        {"title": "晴天"},  # no music_url
+        {"title": "晴天", "music_url": "ftp://m.example.com/1.mp3"},
+        {"title": "晴天", "music_url": "javascript:alert(1)"},
+        {"title": "晴天", "music_url": "https://m.example.com/1.mp3", "hq_music_url": "file:///etc/passwd"},
+    ],
+)
+def test_a_bad_music_payload_fails_permanently_without_a_call(
+    client: WechatClient, fake: FakeWechatServer, payload: dict[str, Any]
+) -> None:
+    with pytest.raises(PermanentChannelError) as info:
+        client.send(OutboundMessage("k", FAN, msg_type="music", payload=payload))
+    assert info.value.code == "invalid_message"
+    assert fake.requests_to("/cgi-bin/message/custom/send") == []
+
+
 @pytest.mark.parametrize(
     "message",
     [

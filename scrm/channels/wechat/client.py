@@ -244,7 +244,7 @@ class WechatClient:
     # -- ChannelClient ------------------------------------------------------------------
 
     def send(self, message: OutboundMessage) -> SendResult:
-        """Deliver `message`: customer-service text/image/voice/video/news/mpnews, or template."""
+        """Deliver `message`: customer-service text/image/voice/video/music/news/mpnews, or template."""
         if message.visibility != "private":
             raise PermanentChannelError("WeChat Official Accounts have no public replies", code="unsupported")
         payload = message.payload
@@ -279,6 +279,8 @@ class WechatClient:
                 {k: str(payload[k]) for k in ("thumb_media_id", "title", "description") if k in payload}
             )
             body = {"msgtype": "video", "video": video}
+        elif kind == "music":
+            body = {"msgtype": "music", "music": music_body(payload)}
         elif kind == "news":
             body = {"msgtype": "news", "news": {"articles": _articles(payload.get("articles"))}}
         else:
@@ -513,6 +515,39 @@ def _required(payload: Mapping[str, Any], key: str) -> str:
     if not value:
         raise PermanentChannelError(f"payload needs {key!r}", code="invalid_message")
     return str(value)
+
+
+_HTTP_URL = re.compile(r"^https?://[^\s/]+\S*$")
+
+
+def music_body(payload: Mapping[str, Any]) -> dict[str, str]:
+    """The ``music`` object of a customer-service message from a reply payload (the keys of
+    ``scrm.automation.engine.REPLY_TYPES["music"]``): title, music_url, hq_music_url (the
+    high-quality link, WiFi; WeChat wants one, so it defaults to music_url), description,
+    thumb_media_id (the cover, an uploaded media id; sent when given).
+
+    Raises PermanentChannelError for a payload WeChat cannot play: no title, no music_url, or
+    a link that is not http(s)."""
+    title = payload.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise PermanentChannelError("a music message needs a title", code="invalid_message")
+    music: dict[str, str] = {"title": title}
+    urls = {
+        "musicurl": payload.get("music_url"),
+        "hqmusicurl": payload.get("hq_music_url") or payload.get("music_url"),
+    }
+    for key, url in urls.items():
+        if not isinstance(url, str) or len(url) > 2000 or not _HTTP_URL.match(url):
+            name = "music_url" if key == "musicurl" else "hq_music_url"
+            raise PermanentChannelError(
+                f"a music message needs {name} as an http(s) URL", code="invalid_message"
+            )
+        music[key] = url
+    for key in ("description", "thumb_media_id"):
+        value = payload.get(key)
+        if value:
+            music[key] = str(value)
+    return music
 
 
 def _articles(articles: Any) -> list[dict[str, str]]:

@@ -333,6 +333,9 @@ class FakeWechatServer(FakeHttpServer):
         msgtype = body.get("msgtype")
         if not body.get("touser") or msgtype not in body:
             return _err(47001, "data format error")
+        problem = _custom_body_problem(str(msgtype), body[msgtype])
+        if problem:
+            return _err(47001, f"data format error: {problem}")
         if body["touser"] in self.closed_windows:
             return _err(45015, _ERRMSG[45015])
         self.sent.append(body)
@@ -525,6 +528,35 @@ _ERRMSG = {
     45009: "reach max api daily quota limit",
     -1: "system error",
 }
+
+
+_URL = re.compile(r"^https?://[^\s/]+\S*$")
+
+
+def _custom_body_problem(msgtype: str, content: Any) -> str | None:
+    """What WeChat would refuse in a customer-service message's content object (the types
+    whose shape the fake checks), or None."""
+    if not isinstance(content, dict):
+        return f"{msgtype} must be an object"
+    if msgtype == "music":
+        # musicurl / hqmusicurl are required by WeChat (hqmusicurl: the WiFi link); title,
+        # description and thumb_media_id are strings when given.
+        for key in ("musicurl", "hqmusicurl"):
+            if not isinstance(content.get(key), str) or not _URL.match(content[key]):
+                return f"music.{key} must be an http(s) URL"
+        for key in ("title", "description", "thumb_media_id"):
+            if key in content and not isinstance(content[key], str):
+                return f"music.{key} must be a string"
+        unknown = set(content) - {"title", "description", "musicurl", "hqmusicurl", "thumb_media_id"}
+        if unknown:
+            return f"music has no field {sorted(unknown)[0]!r}"
+    elif msgtype == "text" and (not isinstance(content.get("content"), str) or not content["content"]):
+        return "text.content is required"
+    elif msgtype in ("image", "voice", "mpnews", "video") and (
+        not isinstance(content.get("media_id"), str) or not content["media_id"]
+    ):
+        return f"{msgtype}.media_id is required"
+    return None
 
 
 def _err(errcode: int, errmsg: str) -> Response:

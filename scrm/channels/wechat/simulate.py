@@ -25,8 +25,10 @@ def build_message_xml(
     event_key: str | None = None,
     msg_id: int | None = None,
     create_time: int | None = None,
+    location: tuple[float, float, str] | None = None,
 ) -> str:
-    """A text message (default) or an event push (``subscribe``, ``SCAN``, ``CLICK``, …)."""
+    """A text message (default), a location message (`location` = (lat, lng, label)) or an
+    event push (``subscribe``, ``SCAN``, ``CLICK``, …)."""
     created = create_time if create_time is not None else int(dt.datetime.now(dt.UTC).timestamp())
     head = (
         f"<ToUserName>{cdata(to_user)}</ToUserName><FromUserName>{cdata(from_user)}</FromUserName>"
@@ -36,6 +38,13 @@ def build_message_xml(
         key = f"<EventKey>{cdata(event_key)}</EventKey>" if event_key is not None else ""
         return f"<xml>{head}<MsgType>{cdata('event')}</MsgType><Event>{cdata(event)}</Event>{key}</xml>"
     mid = msg_id if msg_id is not None else secrets.randbelow(10**17) + 10**16
+    if location is not None:
+        lat, lng, label = location
+        return (
+            f"<xml>{head}<MsgType>{cdata('location')}</MsgType><Location_X>{lat}</Location_X>"
+            f"<Location_Y>{lng}</Location_Y><Scale>15</Scale><Label>{cdata(label)}</Label>"
+            f"<MsgId>{mid}</MsgId></xml>"
+        )
     return (
         f"<xml>{head}<MsgType>{cdata('text')}</MsgType><Content>{cdata(text or '')}</Content>"
         f"<MsgId>{mid}</MsgId></xml>"
@@ -94,6 +103,7 @@ def simulate(
     http: httpx.Client | None = None,
     timeout: float = 5.0,
     extra_query: Mapping[str, str] | None = None,
+    location: tuple[float, float, str] | None = None,
 ) -> httpx.Response:
     """POST one push to our callback `url` as WeChat would and return the response."""
     xml = build_message_xml(
@@ -102,6 +112,7 @@ def simulate(
         text=text,
         event=event,
         event_key=event_key,
+        location=location,
     )
     query, body = build_push(account, xml, encrypt=encrypt, openid=openid)
     query.update(extra_query or {})
