@@ -26,12 +26,3 @@ def list_stores(session: Session, workspace_id: int, *, active_only: bool = Fals
         stmt = stmt.where(Store.active.is_(True))
     return session.execute(stmt.order_by(Store.code).limit(MAX_STORES)).scalars().all()
 
-
-def count(session: Session, workspace_id: int) -> int:
-    from sqlalchemy import func
-
-    return int(
-        session.execute(
-            select(func.count()).select_from(Store).where(Store.workspace_id == workspace_id)
-        ).scalar_one()
-    )

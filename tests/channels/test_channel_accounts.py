@@ -139,6 +139,12 @@ BAD_WECHAT = [
     ({"config": {"original_id": "gh 1"}}, "original_id", "gh_0123456789ab"),
     ({"config": {"colour": "red"}}, "config", "unknown config field 'colour'"),
     ({"config": {"fallback_template_url": "javascript:alert(1)"}}, "fallback_template_url", "http"),
+    ({"config": {"fallback_subscribe_template_id": "a b"}}, "fallback_subscribe_template_id", "letters"),
+    ({"config": {"fallback_subscribe_page": "pages/a b"}}, "fallback_subscribe_page", "without spaces"),
+    ({"config": {"fallback_subscribe_data": ["x"]}}, "fallback_subscribe_data", "an object"),
+    ({"config": {"fallback_order": ["teleport"]}}, "fallback_order", "unknown fallback kind 'teleport'"),
+    ({"config": {"fallback_order": ["template", "template"]}}, "fallback_order", "each once"),
+    ({"config": {"fallback_order": 5}}, "fallback_order", "template and/or subscribe"),
     ({"name": "  "}, "name", "needs a name"),
 ]
 
@@ -493,3 +499,27 @@ def test_every_channel_takes_the_outbox_rate_limit_config(
         with pytest.raises(Invalid) as err, db.transaction() as s:
             service.update_channel_account(s, workspace.id, account.id, config={"rate_limit_burst": value})
         assert err.value.field == "rate_limit_burst"
+
+
+def test_api_keeps_a_good_fallback_config_with_the_order_as_a_list(
+    api: TestClient, db: Database, workspace: Workspace
+) -> None:
+    config = {
+        "fallback_template_id": "tpl_service_notice",
+        "fallback_subscribe_template_id": "sub-123",
+        "fallback_subscribe_page": "pages/service/index?from=scrm",
+        "fallback_subscribe_data": {"thing1": {"value": "{text}"}},
+        "fallback_order": "subscribe, template",
+    }
+    body = {
+        "kind": "wechat",
+        "name": "公众号",
+        "external_id": APPID,
+        "secrets": WECHAT_SECRETS,
+        "config": config,
+    }
+    r = api.post("/api/v1/channels", headers=auth(workspace.admin_token), json=body)
+    assert r.status_code == 201, r.text
+    stored = r.json()["config"]
+    assert stored["fallback_order"] == ["subscribe", "template"]
+    assert stored["fallback_subscribe_page"] == "pages/service/index?from=scrm"

@@ -13,12 +13,15 @@ from typing import Any
 from scrm.channels.base import InvalidAccount
 from scrm.channels.registry import AccountSettings
 from scrm.channels.wechat.crypto import decode_encoding_aes_key
+from scrm.channels.wechat.spec import FALLBACK_KINDS
 
 APPID = re.compile(r"[A-Za-z0-9_-]{3,64}")
 TOKEN = re.compile(r"[A-Za-z0-9]{3,32}")  # WeChat's rule for the server-configuration Token
 PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SECRET = re.compile(r"\S{1,256}")
 URL = re.compile(r"https?://\S{1,1000}")
+TEMPLATE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+PAGE = re.compile(r"\S{1,256}")
 SECRET_NAMES = ("token", "secret", "encoding_aes_key", "previous_encoding_aes_key")
 
 
@@ -124,14 +127,45 @@ def validate(settings: AccountSettings) -> AccountSettings:
         config,
         "fallback_template_id",
         "the fallback template id is letters, digits, _ or -",
-        re.compile(r"[A-Za-z0-9_-]{1,128}"),
+        TEMPLATE_ID,
     )
     text_field(
         config, "fallback_template_url", "the fallback template URL must start with http:// or https://", URL
     )
-    data = config.get("fallback_template_data")
-    if data is not None and (not isinstance(data, dict) or len(data) > 20):
-        raise InvalidAccount(
-            "fallback_template_data must be an object of at most 20 fields", field="fallback_template_data"
-        )
+    text_field(
+        config,
+        "fallback_subscribe_template_id",
+        "the fallback subscription template id is letters, digits, _ or -",
+        TEMPLATE_ID,
+    )
+    text_field(
+        config,
+        "fallback_subscribe_page",
+        "the fallback subscription page is a path of at most 256 characters, without spaces",
+        PAGE,
+    )
+    for name in ("fallback_template_data", "fallback_subscribe_data"):
+        data = config.get(name)
+        if data is not None and (not isinstance(data, dict) or len(data) > 20):
+            raise InvalidAccount(f"{name} must be an object of at most 20 fields", field=name)
+    _fallback_order(config)
     return AccountSettings(external_id=appid, config=config, secrets=secrets)
+
+
+def _fallback_order(config: dict[str, Any]) -> None:
+    """``fallback_order``: the fallback kinds to try, in order, as a list (or "a, b")."""
+    order = config.get("fallback_order")
+    if order is None or order == "" or order == []:
+        config.pop("fallback_order", None)
+        return
+    if isinstance(order, str):
+        order = [part.strip() for part in order.split(",")]
+    message = "fallback_order lists template and/or subscribe, each once"
+    if not isinstance(order, list) or not all(isinstance(k, str) for k in order):
+        raise InvalidAccount(message, field="fallback_order")
+    unknown = [k for k in order if k not in FALLBACK_KINDS]
+    if unknown:
+        raise InvalidAccount(f"unknown fallback kind {unknown[0][:40]!r}: {message}", field="fallback_order")
+    if len(set(order)) != len(order):
+        raise InvalidAccount(message, field="fallback_order")
+    config["fallback_order"] = order
