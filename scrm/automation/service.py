@@ -79,6 +79,9 @@ def _check_references(
             raise Invalid(f"{where}: no team {a['team']!r} in this workspace", field=where)
         if a.get("canned") and a["canned"] not in canned:
             raise Invalid(f"{where}: no canned reply {a['canned']!r}", field=where)
+        if a["type"] == "assign" and a.get("skills"):
+            # Stored as members' skills are (trimmed, lower case), so "Lang:EN" finds "lang:en".
+            a["skills"] = workspace.clean_skills(a["skills"], field=f"{where}.skills")
         if a["type"] == "assign" and a.get("member"):
             try:
                 member_id = int(a["member"])

@@ -186,6 +186,7 @@ WECHAT_ONLY = {"all": [{"field": "channel", "op": "in", "value": ["wechat"]}]}
         ([{"type": "notify", "url": "https://x.test/h", "note": "n" * 501}], None, "'note' longer than 500"),
         ([{"type": "assign", "member": "agent-7"}], None, "member must be a member id"),
         ([{"type": "assign", "skills": ["英语", " "]}], None, "skills must be"),
+        ([{"type": "assign", "skills": ["lang:en", "a,b"]}], None, "actions[0].skills[1]"),
         ([{"type": "label", "labels": [f"l{i}" for i in range(21)]}], None, "at most 20 labels"),
         ([{"type": "lookup_booking", "not_found_text": " "}], None, "'not_found_text' must not be blank"),
         ([{"type": "lookup_booking", "visibility": "secret"}], None, "visibility must be public or private"),

@@ -16,7 +16,7 @@ from scrm.automation import service as rules
 from scrm.conversation import assignment
 from scrm.db import Database
 from scrm.errors import Invalid
-from scrm.models import Conversation, ConversationActivity, Member, RuleFiring
+from scrm.models import AutomationRule, Conversation, ConversationActivity, Member, RuleFiring
 from scrm.workspace import service as ws_service
 from tests.automation.helpers import deliver
 from tests.conftest import Workspace
@@ -177,7 +177,7 @@ def test_the_pipeline_and_the_rule_action_never_give_a_skilled_conversation_to_t
                 "name": "English speakers",
                 "event": "message.received",
                 "conditions": {"all": [{"field": "language", "op": "eq", "value": "en"}]},
-                "actions": [{"type": "assign", "skills": ["lang:en"]}],
+                "actions": [{"type": "assign", "skills": [" Lang:EN ", "lang:en"]}],  # stored as lang:en
             },
         )
     deliver(db, workspace, "e1", "Hello, my bag was left on flight MU5137, can you help me please?")
@@ -186,6 +186,8 @@ def test_the_pipeline_and_the_rule_action_never_give_a_skilled_conversation_to_t
     with db.transaction(readonly=True) as s:
         convs = {c.fan_external_id: c for c in s.execute(select(Conversation)).scalars()}
         english_conv, chinese_conv = convs["fan-1"], convs["fan-2"]
+        (stored,) = s.execute(select(AutomationRule)).scalars()
+        assert stored.actions == [{"type": "assign", "skills": ["lang:en"]}]
         assert english_conv.required_skills == ["lang:en"]
         assert english_conv.assignee_id is None  # not the online Chinese-only agent
         assert chinese_conv.required_skills == [] and chinese_conv.assignee_id == chinese
