@@ -177,6 +177,7 @@ def test_emoji_in_matching_song_out_by_emotion(db, settings, workspace) -> None:
     sent = {json.loads(r["body"])["recipient"]["id"]: json.loads(r["body"]) for r in rec.requests}
     assert set(sent) == {"sad-fan", "happy-fan", "angry-fan"}
     assert sent["sad-fan"]["payload"] == {"title": "晴天", "music_url": songs["sad"][1]}
+    assert sent["sad-fan"]["msg_type"] == "music" and sent["angry-fan"]["msg_type"] == "text"
     assert (
         sent["happy-fan"]["payload"]["title"] == "小幸运"
         and sent["happy-fan"]["text"] == "送你一首《小幸运》"

@@ -34,6 +34,8 @@ class WebhookClient:
                 "type": "reply",
                 "recipient": {"id": message.recipient},
                 "text": message.text,
+                "msg_type": message.msg_type,
+                "visibility": message.visibility,
                 "conversation_key": message.thread_key or None,
                 "payload": message.payload,
             }
