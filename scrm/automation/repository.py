@@ -1,11 +1,15 @@
-"""Queries of the rule service that are not plain reads of one rule."""
+"""The rule service's queries (every one scoped to its workspace)."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from scrm.models import ChannelAccount
+from scrm.models import AutomationRule, ChannelAccount, RuleFiring, Team
 
 # Namespace of the advisory lock that serialises rule saves of one workspace (an arbitrary
 # constant: "Ru" in ASCII).
@@ -28,3 +32,94 @@ def account_kinds(session: Session, workspace_id: int) -> dict[str, str]:
         select(ChannelAccount.id, ChannelAccount.kind).where(ChannelAccount.workspace_id == workspace_id)
     ).all()
     return {str(account_id): kind for account_id, kind in rows}
+
+
+def list_rules(session: Session, workspace_id: int) -> list[AutomationRule]:
+    return list(
+        session.execute(
+            select(AutomationRule)
+            .where(AutomationRule.workspace_id == workspace_id)
+            .order_by(AutomationRule.event, AutomationRule.position, AutomationRule.id)
+        ).scalars()
+    )
+
+
+def enabled_rules(session: Session, workspace_id: int) -> list[AutomationRule]:
+    return list(
+        session.execute(
+            select(AutomationRule).where(
+                AutomationRule.workspace_id == workspace_id, AutomationRule.enabled.is_(True)
+            )
+        ).scalars()
+    )
+
+
+def ruleset_version(session: Session, workspace_id: int) -> tuple[Any, ...]:
+    """What changes whenever an enabled rule is added, removed or saved (the compiled cache's key)."""
+    return tuple(
+        session.execute(
+            select(
+                func.count(), func.max(AutomationRule.updated_at), func.sum(AutomationRule.id % 1000003)
+            ).where(AutomationRule.workspace_id == workspace_id, AutomationRule.enabled.is_(True))
+        ).one()
+    )
+
+
+def count_rules(session: Session, workspace_id: int) -> int:
+    return int(
+        session.execute(select(func.count()).where(AutomationRule.workspace_id == workspace_id)).scalar_one()
+    )
+
+
+def team_keys(session: Session, workspace_id: int) -> set[str]:
+    return set(session.execute(select(Team.key).where(Team.workspace_id == workspace_id)).scalars())
+
+
+def firings(
+    session: Session,
+    workspace_id: int,
+    *,
+    rule_id: int | None,
+    conversation_id: int | None,
+    status: str | None,
+    limit: int,
+) -> list[RuleFiring]:
+    stmt = select(RuleFiring).where(RuleFiring.workspace_id == workspace_id)
+    if rule_id is not None:
+        stmt = stmt.where(RuleFiring.rule_id == rule_id)
+    if conversation_id is not None:
+        stmt = stmt.where(RuleFiring.conversation_id == conversation_id)
+    if status:
+        stmt = stmt.where(RuleFiring.status == status)
+    return list(session.execute(stmt.order_by(RuleFiring.id.desc()).limit(limit)).scalars())
+
+
+# Built once: statement construction costs more than running these on SQLite.
+_FIRING_FIELDS = ("workspace_id", "id", "rule_id", "trigger_key", "event", "conversation_id", "created_at")
+_CLAIM_FIRING = {
+    dialect: ins(RuleFiring)
+    .values({**{name: bindparam(name) for name in _FIRING_FIELDS}, "status": "fired", "actions": []})
+    .on_conflict_do_nothing()
+    .returning(RuleFiring.id)
+    for dialect, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_FIRING_DONE = (
+    update(RuleFiring)
+    .where(RuleFiring.workspace_id == bindparam("ws"), RuleFiring.id == bindparam("firing"))
+    .values(status=bindparam("new_status"), actions=bindparam("done"), error=bindparam("why"))
+)
+
+
+def claim_firing(session: Session, values: dict[str, Any]) -> int | None:
+    """Insert the firing row (fields of _FIRING_FIELDS); None when this rule already fired for
+    this trigger (the unique (rule, trigger) key)."""
+    stmt = _CLAIM_FIRING[session.get_bind().dialect.name]
+    firing_id: int | None = session.execute(stmt, values).scalar_one_or_none()  # autoflush: FKs
+    return firing_id
+
+
+def firing_done(
+    session: Session, workspace_id: int, firing_id: int, status: str, actions: list[Any], error: str | None
+) -> None:
+    params = {"ws": workspace_id, "firing": firing_id, "new_status": status, "done": actions, "why": error}
+    session.connection().execute(_FIRING_DONE, params)

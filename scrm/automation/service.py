@@ -7,9 +7,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,13 +39,7 @@ def _spec(row: AutomationRule) -> engine.RuleSpec:
 
 
 def list_rules(session: Session, workspace_id: int) -> list[AutomationRule]:
-    return list(
-        session.execute(
-            select(AutomationRule)
-            .where(AutomationRule.workspace_id == workspace_id)
-            .order_by(AutomationRule.event, AutomationRule.position, AutomationRule.id)
-        ).scalars()
-    )
+    return repository.list_rules(session, workspace_id)
 
 
 def get_rule(session: Session, workspace_id: int, rule_id: int) -> AutomationRule:
@@ -71,7 +62,7 @@ def _check_references(
                 if str(v) not in accounts:
                     where = f"conditions.{group}[{i}]"
                     raise Invalid(f"{where}: no channel account {v!r} in this workspace", field=where)
-    teams = set(session.execute(select(Team.key).where(Team.workspace_id == workspace_id)).scalars())
+    teams = repository.team_keys(session, workspace_id)
     canned = {c.key for c in workspace.list_canned_replies(session, workspace_id)}
     for i, a in enumerate(actions):
         where = f"actions[{i}]"
@@ -149,14 +140,7 @@ def save_rule(
     }
     validate(session, workspace_id, rule_id=rule_id, name=name, **merged)
     if row is None:
-        if (
-            int(
-                session.execute(
-                    select(func.count()).where(AutomationRule.workspace_id == workspace_id)
-                ).scalar_one()
-            )
-            >= MAX_RULES
-        ):
+        if repository.count_rules(session, workspace_id) >= MAX_RULES:
             raise Invalid(f"at most {MAX_RULES} rules per workspace")
         row = AutomationRule(workspace_id=workspace_id, name=name)
         session.add(row)
@@ -207,14 +191,9 @@ def firings(
     status: str | None = None,
     limit: int = 100,
 ) -> list[RuleFiring]:
-    stmt = select(RuleFiring).where(RuleFiring.workspace_id == workspace_id)
-    if rule_id is not None:
-        stmt = stmt.where(RuleFiring.rule_id == rule_id)
-    if conversation_id is not None:
-        stmt = stmt.where(RuleFiring.conversation_id == conversation_id)
-    if status:
-        stmt = stmt.where(RuleFiring.status == status)
-    return list(session.execute(stmt.order_by(RuleFiring.id.desc()).limit(limit)).scalars())
+    return repository.firings(
+        session, workspace_id, rule_id=rule_id, conversation_id=conversation_id, status=status, limit=limit
+    )
 
 
 # -- the compiled rule set, cached per workspace and version ---------------------------------------
@@ -238,25 +217,12 @@ def ruleset(session: Session, workspace_id: int) -> engine.RuleSet:
 
 
 def _ruleset(session: Session, workspace_id: int) -> engine.RuleSet:
-    version = tuple(
-        session.execute(
-            select(
-                func.count(), func.max(AutomationRule.updated_at), func.sum(AutomationRule.id % 1000003)
-            ).where(AutomationRule.workspace_id == workspace_id, AutomationRule.enabled.is_(True))
-        ).one()
-    )
+    version = repository.ruleset_version(session, workspace_id)
     with _CACHE_LOCK:
         hit = _CACHE.get(workspace_id)
         if hit is not None and hit[0] == version:
             return hit[1]
-    rules = [
-        _spec(r)
-        for r in session.execute(
-            select(AutomationRule).where(
-                AutomationRule.workspace_id == workspace_id, AutomationRule.enabled.is_(True)
-            )
-        ).scalars()
-    ]
+    rules = [_spec(r) for r in repository.enabled_rules(session, workspace_id)]
     compiled = engine.RuleSet(rules)
     with _CACHE_LOCK:
         _CACHE[workspace_id] = (version, compiled)
@@ -343,42 +309,20 @@ def _vip(contact: Contact) -> bool:
 
 
 # -- firing --------------------------------------------------------------------------------------
-_FIRING_FIELDS = ("workspace_id", "id", "rule_id", "trigger_key", "event", "conversation_id", "created_at")
-_CLAIM_FIRING = {
-    dialect: ins(RuleFiring)
-    .values({**{name: bindparam(name) for name in _FIRING_FIELDS}, "status": "fired", "actions": []})
-    .on_conflict_do_nothing()
-    .returning(RuleFiring.id)
-    for dialect, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
-_FIRING_DONE = (
-    update(RuleFiring)
-    .where(RuleFiring.workspace_id == bindparam("ws"), RuleFiring.id == bindparam("firing"))
-    .values(status=bindparam("new_status"), actions=bindparam("done"), error=bindparam("why"))
-)
-
-
-def _firing_done(
-    session: Session, workspace_id: int, firing_id: int, status: str, actions: list[Any], error: str | None
-) -> None:
-    params = {"ws": workspace_id, "firing": firing_id, "new_status": status, "done": actions, "why": error}
-    session.connection().execute(_FIRING_DONE, params)
-
-
 def _claim_firing(session: Session, trig: Trigger, rule: engine.RuleSpec) -> int | None:
     """Insert the audit row first: a retried job never fires a rule twice for one trigger."""
-    params = {
-        "workspace_id": trig.workspace_id,
-        "id": new_id(),
-        "rule_id": rule.id,
-        "trigger_key": trig.key[:200],
-        "event": trig.event,
-        "conversation_id": trig.conversation.id if trig.conversation else None,
-        "created_at": utcnow(),
-    }
-    stmt = _CLAIM_FIRING[session.get_bind().dialect.name]
-    firing_id: int | None = session.execute(stmt, params).scalar_one_or_none()  # autoflush: FKs
-    return firing_id
+    return repository.claim_firing(
+        session,
+        {
+            "workspace_id": trig.workspace_id,
+            "id": new_id(),
+            "rule_id": rule.id,
+            "trigger_key": trig.key[:200],
+            "event": trig.event,
+            "conversation_id": trig.conversation.id if trig.conversation else None,
+            "created_at": utcnow(),
+        },
+    )
 
 
 def run(session: Session, trig: Trigger) -> list[int]:
@@ -435,7 +379,7 @@ def _fire(session: Session, trig: Trigger, fired: list[engine.RuleSpec]) -> list
         except Exception as exc:
             log.exception("rule %s failed", spec.name)
             error = f"{type(exc).__name__}: {exc}"[:2000]
-            _firing_done(session, trig.workspace_id, firing_id, "failed", [], error)
+            repository.firing_done(session, trig.workspace_id, firing_id, "failed", [], error)
             rule = session.get(AutomationRule, (trig.workspace_id, spec.id))
             if rule is not None:
                 rule.failure_count += 1
@@ -446,7 +390,7 @@ def _fire(session: Session, trig: Trigger, fired: list[engine.RuleSpec]) -> list
                     session, trig.conversation, "rule_failed", None, rule=spec.name, error=error[:300]
                 )
         else:
-            _firing_done(session, trig.workspace_id, firing_id, "fired", results, None)
+            repository.firing_done(session, trig.workspace_id, firing_id, "fired", results, None)
             if trig.conversation is not None:
                 conversation_service.record_activity(
                     session,
