@@ -280,12 +280,6 @@ def account_state(
     return repository.account_state(session, workspace_id, channel_account_id, external_id)
 
 
-def account_states(
-    session: Session, workspace_id: int, identity: ContactIdentity
-) -> list[ContactAccountState]:
-    return list(repository.account_states_of(session, workspace_id, identity.namespace, identity.external_id))
-
-
 def get(session: Session, workspace_id: int, contact_id: int) -> Contact:
     contact = repository.get(session, workspace_id, contact_id)
     if contact is None:

@@ -518,9 +518,6 @@ def create_channel_account(
     return account
 
 
-AES_KEY_SECRETS = ("encoding_aes_key", "previous_encoding_aes_key")
-
-
 def update_channel_account(
     session: Session,
     workspace_id: int,
