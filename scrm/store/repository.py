@@ -25,4 +25,3 @@ def list_stores(session: Session, workspace_id: int, *, active_only: bool = Fals
     if active_only:
         stmt = stmt.where(Store.active.is_(True))
     return session.execute(stmt.order_by(Store.code).limit(MAX_STORES)).scalars().all()
-
