@@ -8,7 +8,7 @@ import logging
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -568,7 +568,8 @@ def channels_fake(
 
 
 # -- imports -----------------------------------------------------------------------------------
-def _do_import(kind: imports.Kind, workspace: str, file: Path) -> None:
+def _do_import(kind: Literal["contacts", "orders", "stores"], workspace: str, file: Path) -> None:
+    from scrm.store import imports as store_imports
     from scrm.workspace import service
 
     if not file.is_file():
@@ -593,15 +594,18 @@ def _do_import(kind: imports.Kind, workspace: str, file: Path) -> None:
             def advance(n: int) -> None:
                 progress.update(task, completed=fh.tell(), rows=progress.tasks[0].fields["rows"] + n)
 
-            report = imports.run_import(
-                db,
-                ws.id,
-                kind,
-                fh,
-                fmt,
-                default_wechat_appid=default_appid,
-                progress=advance,
-            )
+            if kind == "stores":
+                report = store_imports.run_import(db, ws.id, fh, fmt, progress=advance)
+            else:
+                report = imports.run_import(
+                    db,
+                    ws.id,
+                    kind,
+                    fh,
+                    fmt,
+                    default_wechat_appid=default_appid,
+                    progress=advance,
+                )
     out.print(
         f"{report.rows} rows: {report.inserted} inserted, {report.updated} updated, "
         f"{report.rejected} rejected" + (f", {report.linked} linked to contacts" if kind == "orders" else "")
@@ -642,26 +646,7 @@ def import_stores(
 ) -> None:
     """Import stores (code, name, latitude, longitude; city, address, hours, phone, active) for
     the nearest-store reply; idempotent on code."""
-    from scrm.store import imports as store_imports
-    from scrm.workspace import service
-
-    if not file.is_file():
-        raise fail(f"no such file: {file}")
-    imports.detect_format(file.name)
-    db = _db()
-    with db.transaction(readonly=True) as session:
-        ws = service.get_workspace(session, workspace)
-    report = store_imports.import_path(db, ws.id, file)
-    out.print(
-        f"{report.rows} rows: {report.inserted} inserted, {report.updated} updated,"
-        f" {report.rejected} rejected"
-    )
-    for err in report.errors[:50]:
-        out.print(f"  line {err['line']}: {err['reason']}")
-    if report.rejected > 50:
-        out.print(f"  … and {report.rejected - 50} more")
-    if report.rejected and report.rejected == report.rows:
-        raise typer.Exit(1)
+    _do_import("stores", workspace, file)
 
 
 # -- jobs --------------------------------------------------------------------------------------

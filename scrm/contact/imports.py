@@ -11,7 +11,7 @@ import csv
 import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 import orjson
 from pydantic import ValidationError
@@ -84,12 +84,74 @@ def _rows(text: io.TextIOWrapper, fmt: Format) -> Iterator[tuple[int, dict[str, 
         raise Invalid(f"line {line + 1} is not UTF-8 text", field="file") from None
 
 
-def _reason(exc: ValidationError) -> str:
+def validation_reason(exc: ValidationError) -> str:
+    """A rejected row's reason: its first three field errors, "field: message"."""
     parts = []
     for err in exc.errors()[:3]:
         where = ".".join(str(p) for p in err["loc"]) or "row"
-        parts.append(f"{where}: {err['msg']}")
+        parts.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
     return "; ".join(parts)
+
+
+Row = TypeVar("Row")
+
+
+def import_rows(
+    db: Database,
+    stream: IO[bytes],
+    fmt: Format,
+    report: ImportReport,
+    *,
+    parse: Callable[[dict[str, Any]], Row],
+    apply: Callable[[Session, Row], None],
+    check: Callable[[int, Row], str | None] | None = None,
+    batch_size: int = BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """The import loop every kind shares: stream the rows, validate each (`parse`, a pydantic
+    model; `check`, a reason to refuse a valid row, e.g. a duplicate in the file), write them in
+    batches of `batch_size` per transaction, each row in its own savepoint (`apply` raising
+    ValueError rejects that row only), and report rejected rows with their line numbers."""
+
+    def reject(line: int, reason: str) -> None:
+        report.rejected += 1
+        if len(report.errors) < MAX_REPORTED_ERRORS:
+            report.errors.append({"line": line, "reason": reason})
+
+    def flush(batch: list[tuple[int, Row]]) -> None:
+        if not batch:
+            return
+        with db.transaction() as session:
+            for line, row in batch:
+                try:
+                    with session.begin_nested():
+                        apply(session, row)
+                except ValueError as exc:
+                    reject(line, str(exc))
+        if progress:
+            progress(len(batch))
+
+    batch: list[tuple[int, Row]] = []
+    for line, item in iter_rows(stream, fmt):
+        report.rows += 1
+        if isinstance(item, str):
+            reject(line, item)
+            continue
+        try:
+            row = parse(item)
+        except ValidationError as exc:
+            reject(line, validation_reason(exc))
+            continue
+        refused = check(line, row) if check else None
+        if refused:
+            reject(line, refused)
+            continue
+        batch.append((line, row))
+        if len(batch) >= batch_size:
+            flush(batch)
+            batch = []
+    flush(batch)
+    return report
 
 
 def _find_contact(
@@ -261,52 +323,20 @@ def run_import(
     """Stream the file, validating each row, writing in batches of 1,000 rows per transaction."""
     report = ImportReport(kind=kind)
 
-    def reject(line: int, reason: str) -> None:
-        report.rejected += 1
-        if len(report.errors) < MAX_REPORTED_ERRORS:
-            report.errors.append({"line": line, "reason": reason})
+    def apply(session: Session, model: Any) -> None:
+        if kind == "contacts":
+            if apply_contact_row(session, workspace_id, model, default_wechat_appid):
+                report.inserted += 1
+            else:
+                report.updated += 1
+        else:
+            inserted, linked = apply_order_row(session, workspace_id, model)
+            report.inserted += int(inserted)
+            report.updated += int(not inserted)
+            report.linked += int(linked)
 
-    def flush(batch: list[tuple[int, Any]]) -> None:
-        if not batch:
-            return
-        with db.transaction() as session:
-            for line, model in batch:
-                try:
-                    with session.begin_nested():
-                        if kind == "contacts":
-                            if apply_contact_row(session, workspace_id, model, default_wechat_appid):
-                                report.inserted += 1
-                            else:
-                                report.updated += 1
-                        else:
-                            inserted, linked = apply_order_row(session, workspace_id, model)
-                            report.inserted += int(inserted)
-                            report.updated += int(not inserted)
-                            report.linked += int(linked)
-                except ValueError as exc:
-                    reject(line, str(exc))
-        if progress:
-            progress(len(batch))
-
-    batch: list[tuple[int, Any]] = []
-    for line, item in iter_rows(stream, fmt):
-        report.rows += 1
-        if isinstance(item, str):
-            reject(line, item)
-            continue
-        try:
-            model: ContactRow | OrderRow = (
-                ContactRow.model_validate(item) if kind == "contacts" else OrderRow.model_validate(item)
-            )
-        except ValidationError as exc:
-            reject(line, _reason(exc))
-            continue
-        batch.append((line, model))
-        if len(batch) >= BATCH:
-            flush(batch)
-            batch = []
-    flush(batch)
-    return report
+    parse = ContactRow.model_validate if kind == "contacts" else OrderRow.model_validate
+    return import_rows(db, stream, fmt, report, parse=parse, apply=apply, progress=progress)
 
 
 def import_path(db: Database, workspace_id: int, kind: Kind, path: Path, **kwargs: Any) -> ImportReport:

@@ -2,17 +2,18 @@
 with its line number and reason, idempotent on the store code (a second import updates).
 
 Columns / keys: code, name, latitude, longitude (required), city, address, hours, phone,
-active (true/false, default true). The file reading is the contacts import's
-(`scrm.contact.imports.iter_rows`: streamed, UTF-8 with or without BOM)."""
+active (true/false, default true). The loop (streamed reading, per-row
+validation, batches, the report) is the contacts import's (`scrm.contact.imports.import_rows`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
-from scrm.contact.imports import MAX_REPORTED_ERRORS, Format, detect_format, iter_rows
+from scrm.contact.imports import Format, detect_format, import_rows
 from scrm.contact.schemas import ImportReport
 from scrm.db import Database
 from scrm.store import service
@@ -21,55 +22,40 @@ from scrm.store.schemas import StoreRow
 BATCH = 500
 
 
-def _reason(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:3]:
-        where = ".".join(str(p) for p in err["loc"]) or "row"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}")
-    return "; ".join(parts)
-
-
-def run_import(db: Database, workspace_id: int, stream: IO[bytes], fmt: Format) -> ImportReport:
+def run_import(
+    db: Database,
+    workspace_id: int,
+    stream: IO[bytes],
+    fmt: Format,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
     report = ImportReport(kind="stores")
-
-    def reject(line: int, reason: str) -> None:
-        report.rejected += 1
-        if len(report.errors) < MAX_REPORTED_ERRORS:
-            report.errors.append({"line": line, "reason": reason})
-
-    def flush(batch: list[tuple[int, StoreRow]]) -> None:
-        if not batch:
-            return
-        with db.transaction() as session:
-            for _line, row in batch:
-                if service.upsert(session, workspace_id, row):
-                    report.inserted += 1
-                else:
-                    report.updated += 1
-
-    batch: list[tuple[int, StoreRow]] = []
     seen: dict[str, int] = {}
-    for line, item in iter_rows(stream, fmt):
-        report.rows += 1
-        if isinstance(item, str):
-            reject(line, item)
-            continue
-        try:
-            row = StoreRow.model_validate(item)
-        except ValidationError as exc:
-            reject(line, _reason(exc))
-            continue
+
+    def check(line: int, row: StoreRow) -> str | None:
         if row.code in seen:
-            reject(line, f"code {row.code!r} is already on line {seen[row.code]}")
-            continue
+            return f"code {row.code!r} is already on line {seen[row.code]}"
         seen[row.code] = line
-        batch.append((line, row))
-        if len(batch) >= BATCH:
-            flush(batch)
-            batch = []
-    flush(batch)
-    return report
+        return None
+
+    def apply(session: Session, row: StoreRow) -> None:
+        if service.upsert(session, workspace_id, row):
+            report.inserted += 1
+        else:
+            report.updated += 1
+
+    return import_rows(
+        db,
+        stream,
+        fmt,
+        report,
+        parse=StoreRow.model_validate,
+        apply=apply,
+        check=check,
+        batch_size=BATCH,
+        progress=progress,
+    )
 
 
 def import_path(db: Database, workspace_id: int, path: Path) -> ImportReport:
