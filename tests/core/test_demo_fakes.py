@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from scrm.channels.registry import AccountView
+from scrm.channels.wechat.spec import appid_of
 from scrm.db import Database
 from scrm.demo import loader
 from scrm.workspace import repository, service
@@ -45,21 +47,33 @@ def _wait(predicate: Any, seconds: float = 30.0) -> Any:
     raise AssertionError("timed out")
 
 
-@pytest.mark.skipif(os.environ.get("SCRM_TEST_DB", "sqlite") != "sqlite", reason="the demo runs on SQLite")
+SQLITE_ONLY = pytest.mark.skipif(
+    os.environ.get("SCRM_TEST_DB", "sqlite") != "sqlite", reason="the demo runs on SQLite"
+)
+
+
+def _demo_wechat_account(env: dict[str, str], url: str) -> AccountView:
+    """`scrm db upgrade` and `scrm demo load` in their own processes; the airline's demo WeChat account."""
+    _run(env, "db", "upgrade")
+    _run(env, "demo", "load")
+    db = Database(url)
+    try:
+        with db.transaction(readonly=True) as s:
+            ws = service.get_workspace(s, "yuncheng")
+            account = repository.channel_account_by_name(s, ws.id, loader.DEMO_WECHAT_NAME)
+            assert account is not None
+            return service.account_view(account)
+    finally:
+        db.dispose()
+
+
+@SQLITE_ONLY
 def test_a_reply_to_a_demo_wechat_fan_is_delivered_to_the_fake_platform(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'scrm.db'}"
     env = {**os.environ, "SCRM_DATABASE_URL": url, "SCRM_INPROCESS_WORKER": "true"}
     for name in ("SCRM_WECHAT_API_BASE", "SCRM_WEIBO_API_BASE"):
         env.pop(name, None)  # the real platforms unless --demo-fakes says otherwise
-    _run(env, "db", "upgrade")
-    _run(env, "demo", "load")
-    db = Database(url)
-    with db.transaction(readonly=True) as s:
-        ws = service.get_workspace(s, "yuncheng")
-        account = repository.channel_account_by_name(s, ws.id, loader.DEMO_WECHAT_NAME)
-        assert account is not None
-        account_id = account.id
-    db.dispose()
+    account_id = _demo_wechat_account(env, url).id
     token = _run(
         env, "tokens", "create", "--workspace", "yuncheng", "--user", "admin@yuncheng.example"
     ).strip()
@@ -112,20 +126,11 @@ def _conversation_of(api: httpx.Client, account_id: int) -> str | None:
     return str(items[0]["id"]) if items else None
 
 
-@pytest.mark.skipif(os.environ.get("SCRM_TEST_DB", "sqlite") != "sqlite", reason="the demo runs on SQLite")
+@SQLITE_ONLY
 def test_scrm_channels_fake_serves_the_demo_accounts_alone(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'scrm.db'}"
     env = {**os.environ, "SCRM_DATABASE_URL": url}
-    _run(env, "db", "upgrade")
-    _run(env, "demo", "load")
-    db = Database(url)
-    with db.transaction(readonly=True) as s:
-        ws = service.get_workspace(s, "yuncheng")
-        account = repository.channel_account_by_name(s, ws.id, loader.DEMO_WECHAT_NAME)
-        assert account is not None
-        view = service.account_view(account)
-    db.dispose()
-    from scrm.channels.wechat.spec import appid_of
+    view = _demo_wechat_account(env, url)
 
     port = _free_port()
     fake = subprocess.Popen(
