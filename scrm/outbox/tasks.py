@@ -180,7 +180,13 @@ def _sent_earlier(ctx: JobContext, client: Any, row: Any, outbound: OutboundMess
     so the retry does not post it twice."""
     if ctx.job.attempts <= 1 or not isinstance(client, SentLookup):
         return None
-    found = client.find_sent(outbound, not_before=as_utc(row.created_at) - CLOCK_SKEW)
+    try:
+        found = client.find_sent(outbound, not_before=as_utc(row.created_at) - CLOCK_SKEW)
+    except PermanentChannelError as exc:
+        # The listing itself is refused for good (e.g. the app lacks that API): sending again
+        # risks a duplicate, never sending would lose the reply.
+        log.warning("outbox %s: cannot look for an earlier delivery (%s); sending", row.id, exc.code)
+        return None
     if found is not None:
         log.info(
             "outbox %s: an earlier attempt was delivered (%s); not sent again",

@@ -286,3 +286,22 @@ def test_a_retry_that_finds_nothing_posts_the_reply(
     assert len(weibo.fake.requests_to("/2/comments/reply.json")) == 2
     assert [r["text"] for r in weibo.fake.replies] == ["续航两天", "续航两天"]
     assert weibo.fake.replies[1]["status_id"] != other
+
+
+def test_a_retry_whose_look_up_is_refused_for_good_still_posts_the_reply(
+    weibo: Weibo, db: Database, settings: Settings, workspace: Workspace
+) -> None:
+    """comments/by_me refused for good (the app lacks that API): the retry sends, never loses."""
+    weibo.fake.reset_next(path="/2/comments/reply.json")
+    weibo.fake.respond_next(
+        {"error": "Permission denied!", "error_code": 10014}, path="/2/comments/by_me.json", status=403
+    )
+    message_id = _reply_on_a_comment(weibo, db, settings, workspace)
+    run_jobs(db, settings)
+    _make_due(db)
+    run_jobs(db, settings)
+    with db.transaction(readonly=True) as s:
+        out = s.get(Message, (workspace.id, message_id))
+        assert out is not None and out.status == "sent", out.error if out else None
+    assert len(weibo.fake.requests_to("/2/comments/by_me.json")) == 1
+    assert [r["text"] for r in weibo.fake.replies] == ["续航两天"]
