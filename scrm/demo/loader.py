@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
@@ -185,22 +185,19 @@ def load(db: Database, only: tuple[str, ...] = ()) -> list[str]:
                     f"{slug}: WeChat account {wechat.id}"
                     f" (scrm channels simulate wechat --account {wechat.id})"
                 )
-        for kind in ("contacts", "orders"):
+        kinds: tuple[Literal["contacts", "orders", "stores"], ...] = ("contacts", "orders", "stores")
+        for kind in kinds:
             path = DATA / f"{kind}_{slug}.csv"
-            if path.exists():
+            if not path.exists():
+                continue
+            if kind != "stores":
                 report = imports.import_path(
                     db, ws_id, kind, path, default_wechat_appid=demo_wechat_appid(slug)
                 )
-                lines.append(
-                    f"{slug}: {kind} {report.rows} rows, {report.inserted} new, {report.updated} updated,"
-                    f" {report.rejected} rejected"
-                )
-                lines += [f"  line {e['line']}: {e['reason']}" for e in report.errors[:5]]
-        stores = DATA / f"stores_{slug}.csv"
-        if stores.exists():
-            report = store_imports.import_path(db, ws_id, stores)
+            else:
+                report = store_imports.import_path(db, ws_id, path)
             lines.append(
-                f"{slug}: stores {report.rows} rows, {report.inserted} new, {report.updated} updated,"
+                f"{slug}: {kind} {report.rows} rows, {report.inserted} new, {report.updated} updated,"
                 f" {report.rejected} rejected"
             )
             lines += [f"  line {e['line']}: {e['reason']}" for e in report.errors[:5]]
