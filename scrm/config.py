@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     worker_poll_interval: float = 0.2
     # A job whose worker stops renewing this lease (crash, SIGKILL) is claimable again after it.
     worker_lease_seconds: float = 60.0
+    # Jobs whose effects are database writes only (inbound.process, sla.check) run up to this
+    # many to one transaction, which takes no further job after `worker_tx_seconds`; 1 = one
+    # transaction per job. Fewer commits, one bookkeeping UPDATE and shared lookups per batch.
+    worker_tx_jobs: int = 20
+    worker_tx_seconds: float = 0.1
     # How often each workspace's NLP model is retrained from agents' corrections (default daily).
     nlp_retrain_interval_seconds: float = 86400.0
     # Default send quota per channel account (token bucket shared by all workers; an account's

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
@@ -22,6 +22,7 @@ from sqlalchemy.types import TypeDecorator
 from scrm.kit.time import UTC
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # The writer transaction this thread is inside, if any. On SQLite it already holds the one
 # write lock, so code that must write from inside it (e.g. a token refresh during an outbox
@@ -204,6 +205,15 @@ def tx_memo(session: Session) -> dict[Any, Any]:
     return memo[1]
 
 
+def tx_pin(session: Session, obj: _T | None) -> _T | None:
+    """Keep `obj` referenced until the session's transaction ends, so that the session's (weak)
+    identity map still holds it when the next job sharing the transaction asks for it, and
+    ``session.get`` answers without SQL. Returns `obj`."""
+    if obj is not None:
+        tx_memo(session).setdefault(("pinned", id(obj)), obj)
+    return obj
+
+
 def tx_forget(session: Session, *keys: Any) -> None:
     memo = session.info.get("tx_memo")
     if memo is not None:
@@ -251,3 +261,48 @@ def _drop_memo_on_flush(session: Session, flush_context: Any) -> None:
     if names:
         for key in [k for k in memo[1] if isinstance(k, tuple) and k and k[0] in names]:
             del memo[1][key]
+
+
+class CommitBuffer:
+    """Items a transaction queues to write in one statement just before it commits.
+
+    ``add`` queues an item in the session's current transaction or savepoint; a savepoint that
+    rolls back drops what was queued in it, a rolled-back transaction drops everything, and
+    ``write(session, items)`` runs once, after a final flush, right before the outermost
+    commit. A reader that must see the queued items in the same transaction calls ``flush``.
+    """
+
+    def __init__(self, name: str, write: Callable[[Session, list[Any]], None]) -> None:
+        self._key = f"scrm_buffer_{name}"
+        self._write = write
+        event.listen(Session, "before_commit", self._before_commit)
+        event.listen(Session, "after_soft_rollback", self._after_rollback)
+
+    def add(self, session: Session, item: Any) -> None:
+        root = session.get_transaction()
+        entry = session.info.get(self._key)
+        if entry is None or entry[0] is not root:
+            items: list[tuple[SessionTransaction | None, Any]] = []
+            entry = session.info[self._key] = (root, items)
+        entry[1].append((session.get_nested_transaction() or root, item))
+
+    def flush(self, session: Session) -> None:
+        """Write what is queued now (it then stays written unless the transaction rolls back)."""
+        entry = session.info.pop(self._key, None)
+        if entry is None or entry[0] is not session.get_transaction() or not entry[1]:
+            return
+        session.flush()
+        self._write(session, [item for _txn, item in entry[1]])
+
+    def _before_commit(self, session: Session) -> None:
+        if not session.in_nested_transaction():  # a released savepoint's items wait for the commit
+            self.flush(session)
+
+    def _after_rollback(self, session: Session, previous: SessionTransaction) -> None:
+        entry = session.info.get(self._key)
+        if entry is None:
+            return
+        if previous is entry[0] or not previous.nested:
+            session.info.pop(self._key, None)
+            return
+        entry[1][:] = [(txn, item) for txn, item in entry[1] if not undone_by(txn, previous)]

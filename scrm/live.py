@@ -19,12 +19,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 
-from scrm.db import undone_by
+from scrm.db import CommitBuffer
 
 log = logging.getLogger(__name__)
 CHANNEL = "scrm_live"
@@ -81,45 +80,23 @@ def slim(data: dict[str, Any]) -> dict[str, Any]:
     return {k: data[k] for k in FORWARDED_KEYS if k in data}
 
 
-_PENDING = "scrm_live_pending"
 _NOTIFY_ALL = text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p")
+
+
+def _send_pending(session: Session, payloads: list[str]) -> None:
+    session.connection().execute(_NOTIFY_ALL, {"channel": CHANNEL, "payloads": payloads})
+
+
+_pending = CommitBuffer("live", _send_pending)
 
 
 def notify(session: Session, workspace_id: int, event: str, data: dict[str, Any]) -> None:
     """PostgreSQL: queue the event for every process's listener.
 
     Nothing is sent now: the transaction's events go out in one statement just before it
-    commits (see `_send_pending`), and not at all if it rolls back. An event emitted inside a
-    savepoint that rolls back is dropped with it."""
-    payload = json.dumps({"w": workspace_id, "e": event, "d": slim(data)}, separators=(",", ":"))
-    root = session.get_transaction()
-    entry = session.info.get(_PENDING)
-    if entry is None or entry[0] is not root:
-        pending: list[tuple[SessionTransaction | None, str]] = []
-        entry = session.info[_PENDING] = (root, pending)
-    entry[1].append((session.get_nested_transaction() or root, payload))
-
-
-@sa_event.listens_for(Session, "before_commit")
-def _send_pending(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # a savepoint is released: its events wait for the real commit
-    entry = session.info.pop(_PENDING, None)
-    if entry is None or entry[0] is not session.get_transaction() or not entry[1]:
-        return
-    payloads = [payload for _txn, payload in entry[1]]
-    session.connection().execute(_NOTIFY_ALL, {"channel": CHANNEL, "payloads": payloads})
-
-
-@sa_event.listens_for(Session, "after_soft_rollback")
-def _drop_pending(session: Session, previous_transaction: SessionTransaction) -> None:
-    entry = session.info.get(_PENDING)
-    if entry is None:
-        return
-    if previous_transaction is entry[0] or not previous_transaction.nested:
-        session.info.pop(_PENDING, None)
-        return
-    entry[1][:] = [(txn, payload) for txn, payload in entry[1] if not undone_by(txn, previous_transaction)]
+    commits, and not at all if it rolls back. An event emitted inside a savepoint that rolls
+    back is dropped with it."""
+    _pending.add(session, json.dumps({"w": workspace_id, "e": event, "d": slim(data)}, separators=(",", ":")))
 
 
 class Listener:

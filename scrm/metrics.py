@@ -31,6 +31,10 @@ JOBS_DEAD = Counter("scrm_jobs_dead_total", "Jobs dead-lettered", ["kind"])
 JOBS_RETRY_LATER = Counter(
     "scrm_jobs_retry_later_total", "Job attempts postponed without counting (RetryLater)", ["kind"]
 )
+JOB_SHARED_FALLBACKS = Counter(
+    "scrm_job_shared_fallbacks_total",
+    "Transactions shared by several jobs that failed and were re-run one job per transaction",
+)
 JOB_SECONDS = Histogram("scrm_job_seconds", "Job run time", ["kind"])
 JOB_QUEUE_SECONDS = Histogram(
     "scrm_job_queue_seconds",

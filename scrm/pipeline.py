@@ -128,7 +128,7 @@ SUBSCRIPTION_EVENTS = {
 }
 
 
-@job("inbound.process", max_attempts=10)
+@job("inbound.process", max_attempts=10, shares_transaction=True)
 def process_inbound(ctx: JobContext, payload: dict[str, Any]) -> None:
     session = ctx.session
     row = inbound_repo.get(session, ctx.workspace_id, int(payload["event_id"]))

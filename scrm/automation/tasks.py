@@ -95,7 +95,7 @@ def assignment_step(ctx: PipelineContext) -> None:
     assignment.assign(ctx.session, conv, contact=ctx.contact)
 
 
-@job("automation.on_event", max_attempts=5)
+@job("automation.on_event", max_attempts=5, shares_transaction=True)
 def on_event(ctx: JobContext, payload: dict[str, Any]) -> None:
     session, ws = ctx.session, ctx.workspace_id
     conv_id = payload.get("conversation_id")

@@ -9,6 +9,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, String, and_, bindparam, cast, func, insert, or_, select, union
 from sqlalchemy.orm import Session, aliased
 
+from scrm.db import CommitBuffer
+from scrm.kit.ids import new_id
+from scrm.kit.time import utcnow
 from scrm.models import Contact, Conversation, ConversationActivity, Message
 
 _OPEN_THREAD = select(Conversation).where(
@@ -123,6 +126,38 @@ def last_inbound(session: Session, workspace_id: int, conversation_id: int) -> M
 _INSERT_ACTIVITY = insert(ConversationActivity)
 
 
+def _write_timeline(session: Session, rows: list[dict[str, Any]]) -> None:
+    session.connection().execute(_INSERT_ACTIVITY, rows)
+
+
+# Timeline rows go out in one executemany when the transaction commits (a message's pipeline
+# records several; jobs sharing a transaction, many): each row's id and time are given when it
+# is recorded, so the timeline keeps its order.
+_timeline = CommitBuffer("timeline", _write_timeline)
+
+
+def queue_activity(
+    session: Session,
+    workspace_id: int,
+    conversation_id: int,
+    kind: str,
+    actor_id: int | None,
+    data: dict[str, Any],
+) -> None:
+    _timeline.add(
+        session,
+        {
+            "workspace_id": workspace_id,
+            "id": new_id(),
+            "conversation_id": conversation_id,
+            "kind": kind,
+            "actor_id": actor_id,
+            "data": data,
+            "created_at": utcnow(),
+        },
+    )
+
+
 def insert_activity(
     session: Session, workspace_id: int, conversation_id: int, kind: str, data: dict[str, Any]
 ) -> None:
@@ -137,6 +172,7 @@ def insert_activity(
 
 
 def activities(session: Session, workspace_id: int, conversation_id: int) -> Sequence[ConversationActivity]:
+    _timeline.flush(session)
     return (
         session.execute(
             select(ConversationActivity)

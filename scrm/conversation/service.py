@@ -33,16 +33,9 @@ class Appended:
 
 def record_activity(
     session: Session, conversation: Conversation, kind: str, actor_id: int | None = None, **data: Any
-) -> ConversationActivity:
-    row = ConversationActivity(
-        workspace_id=conversation.workspace_id,
-        conversation_id=conversation.id,
-        kind=kind,
-        actor_id=actor_id,
-        data=data,
-    )
-    session.add(row)
-    return row
+) -> None:
+    """Add a row to the conversation's timeline; written when the transaction commits."""
+    repository.queue_activity(session, conversation.workspace_id, conversation.id, kind, actor_id, data)
 
 
 def append_inbound(

@@ -33,12 +33,12 @@ def sla_step(ctx: PipelineContext) -> None:
     service.on_inbound(ctx.session, ctx.conversation, created=ctx.conversation_created)
 
 
-@job("sla.check", max_attempts=10)
+@job("sla.check", max_attempts=10, shares_transaction=True)
 def check(ctx: JobContext, payload: dict[str, Any]) -> None:
     service.check(ctx.session, ctx.workspace_id, int(payload["timer_id"]))
 
 
-@job("sla.sync", max_attempts=5)
+@job("sla.sync", max_attempts=5, shares_transaction=True)
 def sync(ctx: JobContext, payload: dict[str, Any]) -> None:
     conv_id = payload.get("conversation_id")
     if not conv_id:

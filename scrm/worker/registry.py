@@ -18,14 +18,23 @@ class JobKind:
     handler: Handler
     max_attempts: int
     timeout_seconds: float
+    # Its effects are database writes only (no call out, no side effect a rollback cannot
+    # undo): the worker may run several such jobs in one transaction (see Worker._run_shared).
+    shares_transaction: bool = False
 
 
 _KINDS: dict[str, JobKind] = {}
 
 
-def job(name: str, *, max_attempts: int = 10, timeout_seconds: float = 60.0) -> Callable[[Handler], Handler]:
+def job(
+    name: str,
+    *,
+    max_attempts: int = 10,
+    timeout_seconds: float = 60.0,
+    shares_transaction: bool = False,
+) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
-        _KINDS[name] = JobKind(name, fn, max_attempts, timeout_seconds)
+        _KINDS[name] = JobKind(name, fn, max_attempts, timeout_seconds, shares_transaction)
         return fn
 
     return register

@@ -151,6 +151,21 @@ def mark_done(session: Session, job: Job, worker_id: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def mark_many_done(session: Session, jobs: Sequence[Job], worker_id: str) -> bool:
+    """Mark jobs done with one UPDATE; False (and the caller rolls back) unless every one of
+    them was still this worker's."""
+    keys = [(j.workspace_id, j.id) for j in jobs]
+    result = session.execute(
+        update(Job)
+        .where(
+            tuple_(Job.workspace_id, Job.id).in_(keys), Job.worker_id == worker_id, Job.status == "running"
+        )
+        .values(status="done", finished_at=utcnow(), lease_until=None, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0) == len(keys)  # type: ignore[attr-defined]
+
+
 def reschedule(
     session: Session, job: Job, worker_id: str, *, run_at: dt.datetime, error: str, count_attempt: bool
 ) -> None:

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from scrm.db import tx_pin
 from scrm.models import (
     ApiToken,
     Brand,
@@ -23,7 +24,7 @@ def workspace_by_slug(session: Session, slug: str) -> Workspace | None:
 
 
 def workspace_by_id(session: Session, workspace_id: int) -> Workspace | None:
-    return session.get(Workspace, workspace_id)
+    return tx_pin(session, session.get(Workspace, workspace_id))
 
 
 def all_workspaces(session: Session) -> Sequence[Workspace]:
@@ -117,7 +118,7 @@ def token_by_hash(session: Session, workspace_id: int, token_hash: str) -> ApiTo
 
 
 def channel_account(session: Session, workspace_id: int, account_id: int) -> ChannelAccount | None:
-    return session.get(ChannelAccount, (workspace_id, account_id))
+    return tx_pin(session, session.get(ChannelAccount, (workspace_id, account_id)))
 
 
 def channel_account_any_workspace(session: Session, account_id: int) -> ChannelAccount | None:
