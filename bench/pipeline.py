@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--database-url", default="")
     ap.add_argument("--batch", type=int, default=200, help="events per accept transaction")
     ap.add_argument("--profile", type=int, default=0, help="print the N costliest functions (cumulative)")
+    ap.add_argument("--statements", type=int, default=0, help="print the N most frequent SQL statements")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     if args.events < 1 or args.batch < 1:
@@ -107,10 +108,13 @@ def main() -> None:
         worker = Worker(db, settings, batch_size=200)
         worker.warm_up()  # models load before the clock starts
         statements = [0]
+        by_text: collections.Counter[str] = collections.Counter()
 
         @event.listens_for(db.engine, "before_cursor_execute")
-        def _count(*_a: Any) -> None:
+        def _count(_conn: Any, _cursor: Any, statement: str, *_a: Any) -> None:
             statements[0] += 1
+            if args.statements:
+                by_text[" ".join(statement.split())[:150]] += 1
 
         def job_seconds() -> dict[str, float]:
             out: dict[str, float] = {}
@@ -166,8 +170,12 @@ def main() -> None:
         )
         + f"; claiming and bookkeeping {(wall - sum(spent.values())) / n * 1000:.2f} ms"
     )
+    for text, count in by_text.most_common(args.statements):
+        print(f"  {count / n:5.2f}/event  {text}")
     if profiler is not None:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("cumulative").print_stats(args.profile)
+        stats.sort_stats("tottime").print_stats(args.profile)
 
 
 if __name__ == "__main__":

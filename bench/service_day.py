@@ -349,6 +349,7 @@ def main() -> None:
         default=ESCALATE_CRISIS,
         help="share of crisis-hour fans who ask for a human after the self-service answer",
     )
+    ap.add_argument("--chart", default=str(ROOT / "docs" / "service_day_queue.png"), help="PNG to write")
     args = ap.parse_args()
     rnd = random.Random(args.seed)
     clock = Clock(DAY)
@@ -711,9 +712,8 @@ def main() -> None:
         ax.set_title(f"Service day: {n_msgs} messages, 9 agents")
         ax.legend()
         fig.tight_layout()
-        out = ROOT / "docs" / "service_day_queue.png"
-        fig.savefig(out, dpi=110)
-        print(f"figure: {out.relative_to(ROOT)}")
+        fig.savefig(args.chart, dpi=110)
+        print(f"figure: {args.chart}")
     except ImportError:
         print("matplotlib not installed: no figure")
 
