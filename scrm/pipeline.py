@@ -27,7 +27,6 @@ from scrm.contact import service as contact_service
 from scrm.conversation import service as conversation_service
 from scrm.inbound import codec
 from scrm.inbound import repository as inbound_repo
-from scrm.kit.time import utcnow
 from scrm.models import ChannelAccount, Contact, ContactIdentity, Conversation, Message, Workspace
 from scrm.worker.registry import RetryLater, job
 from scrm.worker.runner import JobContext
@@ -131,13 +130,11 @@ SUBSCRIPTION_EVENTS = {
 @job("inbound.process", max_attempts=10, shares_transaction=True)
 def process_inbound(ctx: JobContext, payload: dict[str, Any]) -> None:
     session = ctx.session
-    row = inbound_repo.get(session, ctx.workspace_id, int(payload["event_id"]))
-    if row is None or row.status == "processed":
+    row = inbound_repo.take_for_processing(session, ctx.workspace_id, int(payload["event_id"]))
+    if row is None:
         return
     event = codec.from_json(row.event)
     account = workspace.get_channel_account(session, ctx.workspace_id, row.channel_account_id)
-    row.status = "processed"
-    row.processed_at = utcnow()
     if event.kind == "unknown":
         log.info("unknown %s event %s stored and acknowledged", account.kind, row.external_id)
         return

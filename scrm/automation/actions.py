@@ -51,6 +51,7 @@ class ActionContext:
     recipient: str | None  # the fan's external id, for events without a conversation
     facts: dict[str, Any] = field(default_factory=dict)
     depth: int = 0
+    message: Message | None = None  # the fan's latest message, if the trigger knows it
 
 
 def render(template: str, values: dict[str, Any]) -> str:
@@ -115,6 +116,7 @@ def _send(
             payload=payload,
             visibility=visibility,
             idempotency_key=key,
+            reply_to=ctx.message,
         )
         return {"message_id": str(msg.id)}
     if ctx.account is None or not ctx.recipient:

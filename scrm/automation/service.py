@@ -18,7 +18,16 @@ from scrm.errors import Conflict, Invalid, NotFound
 from scrm.governance.service import audit
 from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
-from scrm.models import AutomationRule, ChannelAccount, Contact, Conversation, Member, RuleFiring, Team
+from scrm.models import (
+    AutomationRule,
+    ChannelAccount,
+    Contact,
+    Conversation,
+    Member,
+    Message,
+    RuleFiring,
+    Team,
+)
 from scrm.sla import service as sla
 from scrm.workspace import service as workspace
 
@@ -245,6 +254,9 @@ class Trigger:
     facts: dict[str, Any] | None = None
     extra: dict[str, Any] | None = None
     depth: int = 0
+    # The fan's message the trigger is about when it is their latest (the pipeline's): replies
+    # thread to it without looking it up again.
+    message: Message | None = None
     # Bring the SLA clocks in line when the rules change the conversation's priority or team
     # (the pipeline's own SLA step does that for messages; listener events need it here).
     sync_sla: bool = False
@@ -367,6 +379,7 @@ def _fire(session: Session, trig: Trigger, fired: list[engine.RuleSpec]) -> list
             recipient=trig.recipient,
             facts=trig.facts if trig.facts is not None else {},
             depth=trig.depth,
+            message=trig.message,
         )
         results: list[dict[str, Any]] = []
         try:

@@ -62,6 +62,7 @@ def rules_step(ctx: PipelineContext) -> None:
                     text=ctx.message.text or "",
                     recipient=ctx.conversation.fan_external_id,
                     extra=extra,
+                    message=ctx.message,
                     **base,
                 ),
             )

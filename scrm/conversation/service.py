@@ -151,13 +151,15 @@ def send_reply(
     payload: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     delivered: bool = False,
+    reply_to: Message | None = None,
 ) -> Message:
     """Store an outgoing message and queue it for delivery on the conversation's channel.
 
     Public threads (a Weibo post) get a public reply unless the agent chooses private.
     A human reply is the conversation's first response; an automatic one is not.
     `delivered`: the platform already has it (a passive reply in the push's response), so it
-    is recorded as sent and not queued.
+    is recorded as sent and not queued. `reply_to`: the fan's latest message, when the caller
+    has it (else it is looked up); a reply threads to it (a Weibo comment, a WeChat message).
     """
     text = text.strip()
     if not text and kind == "text":
@@ -187,10 +189,10 @@ def send_reply(
         conv.message_count += 1
         conv.last_message_at = now
         return message
-    reply_to = None
-    last_in = repository.last_inbound(session, conv.workspace_id, conv.id)
+    last_in = reply_to or repository.last_inbound(session, conv.workspace_id, conv.id)
+    reply_to_external = None
     if last_in is not None:
-        reply_to = last_in.extra.get("comment_id") or last_in.channel_message_id
+        reply_to_external = last_in.extra.get("comment_id") or last_in.channel_message_id
     outbox.queue(
         session,
         conv.workspace_id,
@@ -202,7 +204,7 @@ def send_reply(
             "msg_type": kind,
             "visibility": visibility,
             "thread_key": conv.thread_key,
-            "reply_to_external_id": reply_to,
+            "reply_to_external_id": reply_to_external,
             "payload": payload or {},
         },
         conversation_id=conv.id,

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Table, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from scrm.kit.time import utcnow
 from scrm.models import InboundEvent
 
 _INSERT: dict[str, Any] = {}
@@ -35,3 +37,31 @@ def insert_many_if_new(session: Session, rows: Sequence[dict[str, Any]]) -> set[
 
 def get(session: Session, workspace_id: int, event_id: int) -> InboundEvent | None:
     return session.get(InboundEvent, (workspace_id, event_id))
+
+
+@dataclass(frozen=True)
+class Taken:
+    id: int
+    channel_account_id: int
+    external_id: str
+    event: dict[str, Any]
+
+
+def take_for_processing(session: Session, workspace_id: int, event_id: int) -> Taken | None:
+    """Mark a stored event processed and return what the pipeline needs of it, in one
+    ``UPDATE … RETURNING``; None if there is no such event or it was processed already (its
+    job ran before and committed). A rollback undoes the mark with the rest of the job."""
+    row = session.execute(
+        update(InboundEvent)
+        .where(
+            InboundEvent.workspace_id == workspace_id,
+            InboundEvent.id == event_id,
+            InboundEvent.status != "processed",
+        )
+        .values(status="processed", processed_at=utcnow())
+        .returning(
+            InboundEvent.id, InboundEvent.channel_account_id, InboundEvent.external_id, InboundEvent.event
+        )
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    return None if row is None else Taken(int(row[0]), int(row[1]), str(row[2]), dict(row[3]))

@@ -305,3 +305,35 @@ def test_a_retry_whose_look_up_is_refused_for_good_still_posts_the_reply(
         assert out is not None and out.status == "sent", out.error if out else None
     assert len(weibo.fake.requests_to("/2/comments/by_me.json")) == 1
     assert [r["text"] for r in weibo.fake.replies] == ["续航两天"]
+
+
+def test_a_rule_reply_threads_to_the_comment_it_answers(
+    weibo: Weibo, db: Database, settings: Settings, workspace: Workspace
+) -> None:
+    """The rule's reply goes to the comment that triggered it, each time: two comments of one
+    fan on one post, one conversation, two replies to two different comments."""
+    from scrm.automation import service as rules
+
+    with db.transaction() as s:
+        rules.save_rule(
+            s,
+            workspace.id,
+            {
+                "name": "续航 FAQ",
+                "event": "message.received",
+                "conditions": {"all": [{"field": "text", "op": "contains_any", "value": ["续航"]}]},
+                "actions": [{"type": "reply", "text": "续航两天"}],
+            },
+        )
+    post = weibo.fake.add_brand_post("新品发布")
+    first = weibo.fake.add_comment("电池续航怎么样？", status_id=post, user_id=FAN)
+    poll(db, settings, workspace, weibo, "slot-1")
+    run_jobs(db, settings)
+    second = weibo.fake.add_comment("续航真有两天吗", status_id=post, user_id=FAN)
+    poll(db, settings, workspace, weibo, "slot-2")
+    run_jobs(db, settings)
+    assert count(db, Conversation) == 1
+    assert [(r["id"], r["cid"], r["comment"]) for r in weibo.fake.replies] == [
+        (post, first, "续航两天"),
+        (post, second, "续航两天"),
+    ]
