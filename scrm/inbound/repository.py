@@ -35,10 +35,6 @@ def insert_many_if_new(session: Session, rows: Sequence[dict[str, Any]]) -> set[
     return {int(r[0]) for r in session.connection().execute(stmt, list(rows))}
 
 
-def get(session: Session, workspace_id: int, event_id: int) -> InboundEvent | None:
-    return session.get(InboundEvent, (workspace_id, event_id))
-
-
 @dataclass(frozen=True)
 class Taken:
     id: int
