@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, exists, func, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -131,24 +131,9 @@ def claim(session: Session, *, worker_id: str, limit: int, lease_seconds: float)
     return [by_key[k] for k in keys if k in by_key]
 
 
-_MARK_DONE = (
-    update(Job)
-    .where(
-        Job.workspace_id == bindparam("ws"),
-        Job.id == bindparam("jid"),
-        Job.worker_id == bindparam("worker"),
-        Job.status == "running",
-    )
-    .values(status="done", finished_at=bindparam("now"), lease_until=None, last_error=None)
-)
-
-
 def mark_done(session: Session, job: Job, worker_id: str) -> bool:
     """False if the lease was lost (another worker took the job over)."""
-    result = session.execute(
-        _MARK_DONE, {"ws": job.workspace_id, "jid": job.id, "worker": worker_id, "now": utcnow()}
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return mark_many_done(session, [job], worker_id)
 
 
 def mark_many_done(session: Session, jobs: Sequence[Job], worker_id: str) -> bool:

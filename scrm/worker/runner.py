@@ -150,8 +150,9 @@ class Worker:
         # Jobs that may share a transaction run first, many to a transaction; then the rest,
         # one transaction each. Order only matters per ordering key, and a claim holds at
         # most one job per key.
-        shared = [j for j in jobs if _shares(j.kind)] if self.settings.worker_tx_jobs > 1 else []
-        alone = [j for j in jobs if not shared or not _shares(j.kind)]
+        sharing = self.settings.worker_tx_jobs > 1
+        shared = [j for j in jobs if sharing and _shares(j.kind)]
+        alone = [j for j in jobs if not (sharing and _shares(j.kind))]
         done = 0
         try:
             while shared:
@@ -159,11 +160,11 @@ class Worker:
                     self._release([(j.workspace_id, j.id) for j in shared + alone])
                     return done
                 group = shared[: self.settings.worker_tx_jobs]
-                ran, tried = self._run_shared(group) if len(group) > 1 else (0, 0)
-                if ran == 0:  # one job, or the group failed: each job tried runs on its own
-                    for j in group[: max(1, tried)]:
+                ran, tried = self._run_shared(group) if len(group) > 1 else (0, 1)
+                if ran == 0:  # one job, or the group failed: each job it tried runs on its own
+                    ran = max(1, tried)  # (it failed before its first job: that one runs alone)
+                    for j in group[:ran]:
                         self._run_one(j.workspace_id, j.id, j)
-                    ran = max(1, tried)
                 self._finished(group[:ran])
                 shared = shared[ran:]
                 done += ran

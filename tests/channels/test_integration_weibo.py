@@ -235,6 +235,16 @@ def _make_due(db: Database) -> None:
         s.execute(update(Job).where(Job.status == "queued").values(run_at=utcnow()))
 
 
+def _retried_and_sent(db: Database, settings: Settings, workspace: Workspace, message_id: int) -> Message:
+    """Run the reply's retry now; it must end sent."""
+    _make_due(db)
+    run_jobs(db, settings)
+    with db.transaction(readonly=True) as s:
+        out = s.get(Message, (workspace.id, message_id))
+        assert out is not None and out.status == "sent", out.error if out else None
+        return out
+
+
 def test_a_reply_whose_answer_timed_out_is_found_on_retry_not_posted_twice(
     weibo: Weibo, db: Database, settings: Settings, workspace: Workspace
 ) -> None:
@@ -249,12 +259,8 @@ def test_a_reply_whose_answer_timed_out_is_found_on_retry_not_posted_twice(
         assert out is not None and out.status != "sent"  # timed out: will be retried
     time.sleep(1.2)  # the fake finishes the slow request and stores the comment
     assert len(weibo.fake.replies) == 1
-    _make_due(db)
-    run_jobs(db, settings)
-    with db.transaction(readonly=True) as s:
-        out = s.get(Message, (workspace.id, message_id))
-        assert out is not None and out.status == "sent", out.error if out else None
-        assert out.channel_message_id == f"comment:{weibo.fake.replies[0]['idstr']}"
+    out = _retried_and_sent(db, settings, workspace, message_id)
+    assert out.channel_message_id == f"comment:{weibo.fake.replies[0]['idstr']}"
     assert len(weibo.fake.replies) == 1  # one comment on Weibo
     assert len(weibo.fake.requests_to("/2/comments/reply.json")) == 1
     assert weibo.fake.requests_to("/2/comments/by_me.json")
@@ -278,11 +284,7 @@ def test_a_retry_that_finds_nothing_posts_the_reply(
     weibo.fake.reset_next(path="/2/comments/reply.json")
     message_id = _reply_on_a_comment(weibo, db, settings, workspace)
     run_jobs(db, settings)
-    _make_due(db)
-    run_jobs(db, settings)
-    with db.transaction(readonly=True) as s:
-        out = s.get(Message, (workspace.id, message_id))
-        assert out is not None and out.status == "sent", out.error if out else None
+    _retried_and_sent(db, settings, workspace, message_id)
     assert len(weibo.fake.requests_to("/2/comments/reply.json")) == 2
     assert [r["text"] for r in weibo.fake.replies] == ["续航两天", "续航两天"]
     assert weibo.fake.replies[1]["status_id"] != other
@@ -298,11 +300,7 @@ def test_a_retry_whose_look_up_is_refused_for_good_still_posts_the_reply(
     )
     message_id = _reply_on_a_comment(weibo, db, settings, workspace)
     run_jobs(db, settings)
-    _make_due(db)
-    run_jobs(db, settings)
-    with db.transaction(readonly=True) as s:
-        out = s.get(Message, (workspace.id, message_id))
-        assert out is not None and out.status == "sent", out.error if out else None
+    _retried_and_sent(db, settings, workspace, message_id)
     assert len(weibo.fake.requests_to("/2/comments/by_me.json")) == 1
     assert [r["text"] for r in weibo.fake.replies] == ["续航两天"]
 
