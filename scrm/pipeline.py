@@ -28,7 +28,7 @@ from scrm.conversation import service as conversation_service
 from scrm.inbound import codec
 from scrm.inbound import repository as inbound_repo
 from scrm.models import ChannelAccount, Contact, ContactIdentity, Conversation, Message, Workspace
-from scrm.worker.registry import RetryLater, job
+from scrm.worker.registry import RerunAtOnce, RetryLater, job
 from scrm.worker.runner import JobContext
 from scrm.workspace import repository as workspace_repository
 from scrm.workspace import service as workspace
@@ -70,12 +70,12 @@ def _failed() -> None:
     _last_failure = time.monotonic()
 
 
-def isolate_steps(attempt: int) -> bool:
-    return attempt > 1 or time.monotonic() - _last_failure < ISOLATE_SECONDS
+def isolate_steps(attempt: int, rerun: bool = False) -> bool:
+    return rerun or attempt > 1 or time.monotonic() - _last_failure < ISOLATE_SECONDS
 
 
-class StepFailed(Exception):
-    """A step failed on a job's first attempt: the job is retried with isolated steps."""
+class StepFailed(RerunAtOnce):
+    """A step failed on a job's first attempt: the job runs again at once, its steps isolated."""
 
 
 Step = Callable[[PipelineContext], None]
@@ -96,8 +96,18 @@ def steps() -> list[tuple[int, str, Step]]:
     return list(_STEPS)
 
 
+# Steps ordered before this see the new message and conversation before they are written
+# (triage's labels go out in the same INSERT / UPDATE); the pipeline flushes them before the
+# later steps, some of which write with statements that bypass the ORM (assignment).
+WRITE_AT = 150
+
+
 def run_steps(ctx: PipelineContext) -> None:
-    for _order, name, step in list(_STEPS):
+    written = False
+    for order, name, step in list(_STEPS):
+        if not written and order >= WRITE_AT:
+            ctx.session.flush()
+            written = True
         if not ctx.isolated:
             try:
                 step(ctx)
@@ -152,7 +162,7 @@ def process_inbound(ctx: JobContext, payload: dict[str, Any]) -> None:
         event=event,
         contact=resolved.contact,
         identity=resolved.identity,
-        isolated=isolate_steps(ctx.job.attempts),
+        isolated=isolate_steps(ctx.job.attempts, ctx.rerun),
     )
     if event.metadata.get("passive_reply"):
         pctx.facts["passive_reply"] = event.metadata["passive_reply"]

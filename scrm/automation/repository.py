@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -95,31 +95,30 @@ def firings(
 
 
 # Built once: statement construction costs more than running these on SQLite.
-_FIRING_FIELDS = ("workspace_id", "id", "rule_id", "trigger_key", "event", "conversation_id", "created_at")
-_CLAIM_FIRING = {
+_FIRING_FIELDS = (
+    "workspace_id",
+    "id",
+    "rule_id",
+    "trigger_key",
+    "event",
+    "conversation_id",
+    "created_at",
+    "status",
+    "actions",
+    "error",
+)
+_RECORD_FIRING = {
     dialect: ins(RuleFiring)
-    .values({**{name: bindparam(name) for name in _FIRING_FIELDS}, "status": "fired", "actions": []})
+    .values({name: bindparam(name) for name in _FIRING_FIELDS})
     .on_conflict_do_nothing()
     .returning(RuleFiring.id)
     for dialect, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
-_FIRING_DONE = (
-    update(RuleFiring)
-    .where(RuleFiring.workspace_id == bindparam("ws"), RuleFiring.id == bindparam("firing"))
-    .values(status=bindparam("new_status"), actions=bindparam("done"), error=bindparam("why"))
-)
 
 
-def claim_firing(session: Session, values: dict[str, Any]) -> int | None:
+def record_firing(session: Session, values: dict[str, Any]) -> int | None:
     """Insert the firing row (fields of _FIRING_FIELDS); None when this rule already fired for
     this trigger (the unique (rule, trigger) key)."""
-    stmt = _CLAIM_FIRING[session.get_bind().dialect.name]
+    stmt = _RECORD_FIRING[session.get_bind().dialect.name]
     firing_id: int | None = session.execute(stmt, values).scalar_one_or_none()  # autoflush: FKs
     return firing_id
-
-
-def firing_done(
-    session: Session, workspace_id: int, firing_id: int, status: str, actions: list[Any], error: str | None
-) -> None:
-    params = {"ws": workspace_id, "firing": firing_id, "new_status": status, "done": actions, "why": error}
-    session.connection().execute(_FIRING_DONE, params)

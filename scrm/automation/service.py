@@ -260,6 +260,9 @@ class Trigger:
     # Bring the SLA clocks in line when the rules change the conversation's priority or team
     # (the pipeline's own SLA step does that for messages; listener events need it here).
     sync_sla: bool = False
+    # Each fired rule in its own savepoint; the pipeline's first attempt runs without (a failure
+    # fails the attempt, and the retry is isolated): two statements less per firing.
+    isolated: bool = True
 
 
 def subject_for(session: Session, trig: Trigger) -> engine.Subject:
@@ -321,9 +324,22 @@ def _vip(contact: Contact) -> bool:
 
 
 # -- firing --------------------------------------------------------------------------------------
-def _claim_firing(session: Session, trig: Trigger, rule: engine.RuleSpec) -> int | None:
-    """Insert the audit row first: a retried job never fires a rule twice for one trigger."""
-    return repository.claim_firing(
+class AlreadyFired(Exception):
+    """The rule fired for this trigger before (its audit row exists); raised by a firing that is
+    not isolated, whose actions only the isolated retry can undo."""
+
+
+def _record_firing(
+    session: Session,
+    trig: Trigger,
+    rule: engine.RuleSpec,
+    status: str,
+    actions: list[dict[str, Any]],
+    error: str | None,
+) -> int | None:
+    """Insert the audit row with its outcome; None when this rule already fired for this
+    trigger (the unique (rule, trigger) key): a retried job never fires a rule twice."""
+    return repository.record_firing(
         session,
         {
             "workspace_id": trig.workspace_id,
@@ -333,6 +349,9 @@ def _claim_firing(session: Session, trig: Trigger, rule: engine.RuleSpec) -> int
             "event": trig.event,
             "conversation_id": trig.conversation.id if trig.conversation else None,
             "created_at": utcnow(),
+            "status": status,
+            "actions": actions,
+            "error": error,
         },
     )
 
@@ -361,11 +380,16 @@ def run(session: Session, trig: Trigger) -> list[int]:
 
 
 def _fire(session: Session, trig: Trigger, fired: list[engine.RuleSpec]) -> list[int]:
+    """Apply each fired rule's actions, then write its audit row (one INSERT with the outcome).
+
+    Isolated (the default): each rule in a savepoint, so that a failing rule, or one that had
+    fired for this trigger already, leaves nothing behind while the others still run. Not
+    isolated (the pipeline's first attempt, see scrm.pipeline.isolate_steps): no savepoints;
+    a failing rule, or a firing row that already exists, fails the attempt and the retry runs
+    isolated.
+    """
     out: list[int] = []
     for spec in fired:
-        firing_id = _claim_firing(session, trig, spec)
-        if firing_id is None:
-            continue  # already fired for this trigger
         actx = ActionContext(
             session=session,
             workspace_id=trig.workspace_id,
@@ -381,41 +405,62 @@ def _fire(session: Session, trig: Trigger, fired: list[engine.RuleSpec]) -> list
             depth=trig.depth,
             message=trig.message,
         )
-        results: list[dict[str, Any]] = []
-        try:
-            with session.begin_nested():
-                for action in spec.actions:
-                    try:
-                        results.append({"type": action["type"], **run_action(actx, action)})
-                    except ActionSkipped as skip:
-                        results.append({"type": action["type"], "skipped": str(skip)})
-        except Exception as exc:
-            log.exception("rule %s failed", spec.name)
-            error = f"{type(exc).__name__}: {exc}"[:2000]
-            repository.firing_done(session, trig.workspace_id, firing_id, "failed", [], error)
-            rule = session.get(AutomationRule, (trig.workspace_id, spec.id))
-            if rule is not None:
-                rule.failure_count += 1
-                rule.last_error = error
-                rule.last_error_at = utcnow()
-            if trig.conversation is not None:
-                conversation_service.record_activity(
-                    session, trig.conversation, "rule_failed", None, rule=spec.name, error=error[:300]
-                )
+        if not trig.isolated:
+            results = _apply(actx, spec)
+            firing_id = _record_firing(session, trig, spec, "fired", results, None)
+            if firing_id is None:
+                raise AlreadyFired(f"rule {spec.id} already fired for {trig.key}")
         else:
-            repository.firing_done(session, trig.workspace_id, firing_id, "fired", results, None)
-            if trig.conversation is not None:
-                conversation_service.record_activity(
-                    session,
-                    trig.conversation,
-                    "rule_fired",
-                    None,
-                    rule=spec.name,
-                    rule_id=str(spec.id),
-                    actions=[r["type"] for r in results],
-                )
+            try:
+                with session.begin_nested():
+                    results = _apply(actx, spec)
+                    firing_id = _record_firing(session, trig, spec, "fired", results, None)
+                    if firing_id is None:
+                        raise AlreadyFired  # undo this run's actions
+            except AlreadyFired:
+                continue
+            except Exception as exc:
+                log.exception("rule %s failed", spec.name)
+                error = f"{type(exc).__name__}: {exc}"[:2000]
+                failed_id = _record_firing(session, trig, spec, "failed", [], error)
+                if failed_id is not None:
+                    _note_failure(session, trig, spec, error)
+                    out.append(failed_id)
+                continue
+        if trig.conversation is not None:
+            conversation_service.record_activity(
+                session,
+                trig.conversation,
+                "rule_fired",
+                None,
+                rule=spec.name,
+                rule_id=str(spec.id),
+                actions=[r["type"] for r in results],
+            )
         out.append(firing_id)
     return out
+
+
+def _apply(actx: ActionContext, spec: engine.RuleSpec) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    for action in spec.actions:
+        try:
+            results.append({"type": action["type"], **run_action(actx, action)})
+        except ActionSkipped as skip:
+            results.append({"type": action["type"], "skipped": str(skip)})
+    return results
+
+
+def _note_failure(session: Session, trig: Trigger, spec: engine.RuleSpec, error: str) -> None:
+    rule = session.get(AutomationRule, (trig.workspace_id, spec.id))
+    if rule is not None:
+        rule.failure_count += 1
+        rule.last_error = error
+        rule.last_error_at = utcnow()
+    if trig.conversation is not None:
+        conversation_service.record_activity(
+            session, trig.conversation, "rule_failed", None, rule=spec.name, error=error[:300]
+        )
 
 
 def dry_run(session: Session, workspace_id: int, sample: dict[str, Any]) -> list[dict[str, Any]]:

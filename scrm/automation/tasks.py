@@ -46,6 +46,7 @@ def rules_step(ctx: PipelineContext) -> None:
         "contact": ctx.contact,
         "account": ctx.account,
         "facts": _facts(ctx),
+        "isolated": ctx.isolated,
     }
     if ctx.message is not None and ctx.conversation is not None:
         extra = {"message_kind": ctx.event.kind, "msg_type": ctx.event.msg_type}

@@ -47,7 +47,10 @@ def append_inbound(
     event: InboundEvent,
     inbound_event_id: int,
 ) -> Appended:
-    """Add a fan's message to their open conversation on this account and thread, or open one."""
+    """Add a fan's message to their open conversation on this account and thread, or open one.
+
+    The new rows are left to the session's next flush (the caller flushes before it runs
+    statements that bypass the ORM, such as assignment's)."""
     conv = repository.open_thread(session, workspace_id, channel_account_id, contact.id, event.thread_key)
     created = conv is None
     reopened = False
@@ -78,6 +81,7 @@ def append_inbound(
         record_activity(session, conv, "reopened")
     message = Message(
         workspace_id=workspace_id,
+        id=new_id(),
         conversation_id=conv.id,
         direction="in",
         sender_type="contact",
@@ -96,7 +100,8 @@ def append_inbound(
     conv.message_count += 1
     conv.last_message_at = now
     conv.last_inbound_at = now
-    session.flush()
+    # Not flushed here: the pipeline's first steps (triage) label the message and conversation
+    # before they are written (scrm.pipeline.WRITE_AT), in the same INSERT / UPDATE.
     data = {"conversation_id": str(conv.id), "message_id": str(message.id), "contact_id": str(contact.id)}
     if created:
         events.emit(session, workspace_id, "conversation.created", data)

@@ -70,5 +70,11 @@ class RetryLater(Exception):
         self.delay = delay
 
 
+class RerunAtOnce(Exception):
+    """The attempt failed in a way that a second run, in a new transaction and right away,
+    handles (the pipeline's first attempt runs its steps without savepoints; the rerun isolates
+    them). The runner reruns the job once at once, within the same attempt."""
+
+
 class PermanentJobError(Exception):
     """The job can never succeed: dead-letter it at once with this reason."""

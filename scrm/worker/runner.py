@@ -28,7 +28,7 @@ from scrm.kit.time import as_utc, utcnow
 from scrm.logs import job_id_var
 from scrm.models import Job, Workspace
 from scrm.worker import repository
-from scrm.worker.registry import PermanentJobError, RetryLater, get_kind, warmups
+from scrm.worker.registry import PermanentJobError, RerunAtOnce, RetryLater, get_kind, warmups
 from scrm.worker.service import enqueue, wakeup
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ class JobContext:
     session: Session
     settings: Settings
     job: Job
+    # Run again at once after it raised RerunAtOnce (same attempt).
+    rerun: bool = False
 
     @property
     def workspace_id(self) -> int:
@@ -262,7 +264,9 @@ class Worker:
         finally:
             job_id_var.reset(token)
 
-    def _run_one_inner(self, workspace_id: int, job_id: int, claimed: Job | None = None) -> None:
+    def _run_one_inner(
+        self, workspace_id: int, job_id: int, claimed: Job | None = None, *, rerun: bool = False
+    ) -> None:
         started = time.perf_counter()
         kind_name = "?"
         try:
@@ -279,7 +283,7 @@ class Worker:
                 spec = get_kind(job.kind)
                 if spec is None:
                     raise PermanentJobError(f"no handler for job kind {job.kind!r}")
-                spec.handler(JobContext(self.db, session, self.settings, job), dict(job.payload))
+                spec.handler(JobContext(self.db, session, self.settings, job, rerun), dict(job.payload))
                 if not repository.mark_done(session, job, self.worker_id):
                     raise _LeaseLost()
             metrics.JOBS_DONE.labels(kind_name).inc()
@@ -302,10 +306,19 @@ class Worker:
             )
         except PermanentJobError as exc:
             self._after_failure(workspace_id, job_id, str(exc), dead=True)
+        except RerunAtOnce as exc:
+            if rerun:
+                self._failed(workspace_id, job_id, kind_name, exc)
+            else:
+                log.info("job %s (%s): %s; running it again at once", job_id, kind_name, exc)
+                self._run_one_inner(workspace_id, job_id, claimed, rerun=True)
         except Exception as exc:
-            log.warning("job %s (%s) failed: %s", job_id, kind_name, exc, exc_info=True)
-            metrics.JOBS_FAILED.labels(kind_name).inc()
-            self._after_failure(workspace_id, job_id, "".join(traceback.format_exception_only(exc)).strip())
+            self._failed(workspace_id, job_id, kind_name, exc)
+
+    def _failed(self, workspace_id: int, job_id: int, kind_name: str, exc: Exception) -> None:
+        log.warning("job %s (%s) failed: %s", job_id, kind_name, exc, exc_info=True)
+        metrics.JOBS_FAILED.labels(kind_name).inc()
+        self._after_failure(workspace_id, job_id, "".join(traceback.format_exception_only(exc)).strip())
 
     def _after_failure(
         self,

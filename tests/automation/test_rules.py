@@ -238,6 +238,60 @@ def test_a_failing_rule_is_recorded_and_the_message_still_reaches_a_queue(
         assert s.execute(select(Message).where(Message.kind == "note")).first() is None  # rolled back
 
 
+class _Discard(Exception):
+    pass
+
+
+def test_a_rule_that_fired_already_for_its_trigger_leaves_nothing_behind(
+    db, settings, workspace, no_triage
+) -> None:  # type: ignore[no-untyped-def]
+    """The audit row is written after the actions: a second run for the same trigger undoes
+    them (isolated), or fails the attempt so that the isolated rerun does (the pipeline's
+    first attempt, which has no savepoints)."""
+    save(
+        db,
+        workspace,
+        {
+            "name": "记录",
+            "event": "message.received",
+            "conditions": {},
+            "actions": [{"type": "note", "text": "已记录"}, {"type": "label", "labels": ["已记录"]}],
+        },
+    )
+    deliver(db, workspace, "e1", "你好")
+    run_jobs(db, settings)
+
+    def trigger(s, isolated: bool) -> rules.Trigger:  # type: ignore[no-untyped-def]
+        conv = s.execute(select(Conversation)).scalar_one()
+        conv.labels = []  # so that a label action that ran would show
+        message = s.execute(select(Message).where(Message.direction == "in")).scalar_one()
+        return rules.Trigger(
+            workspace_id=workspace.id,
+            event="message.received",
+            key=f"msg:{message.id}:message.received",
+            conversation=conv,
+            contact=None,
+            account=None,
+            text=message.text,
+            message=message,
+            isolated=isolated,
+        )
+
+    with pytest.raises(_Discard), db.transaction() as s:
+        assert rules.run(s, trigger(s, isolated=True)) == []
+        conv = s.execute(select(Conversation)).scalar_one()
+        assert conv.labels == []  # the label action ran, and was rolled back with its savepoint
+        assert len(s.execute(select(Message).where(Message.kind == "note")).all()) == 1
+        raise _Discard  # (the labels cleared above)
+    with pytest.raises(rules.AlreadyFired), db.transaction() as s:
+        rules.run(s, trigger(s, isolated=False))
+    with db.transaction(readonly=True) as s:
+        notes = s.execute(select(Message).where(Message.kind == "note")).scalars().all()
+        assert [n.text for n in notes] == ["已记录"]
+        assert len(s.execute(select(RuleFiring)).scalars().all()) == 1
+        assert s.execute(select(Conversation)).scalar_one().labels == ["已记录"]
+
+
 def test_loop_protection_limits_automatic_replies(db, settings, workspace, no_triage) -> None:  # type: ignore[no-untyped-def]
     save(
         db,
