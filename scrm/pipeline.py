@@ -170,7 +170,6 @@ def process_inbound(ctx: JobContext, payload: dict[str, Any]) -> None:
     if event.location:  # a location message or report: the nearest-store reply reads it
         contact_service.record_location(resolved.contact, event)
     if event.kind in MESSAGE_KINDS:
-        contact_service.mark_inbound(resolved.identity)
         appended = conversation_service.append_inbound(
             session,
             ctx.workspace_id,

@@ -121,7 +121,7 @@ def _send(
         return {"message_id": str(msg.id)}
     if ctx.account is None or not ctx.recipient:
         raise ActionSkipped("no conversation and no recipient to reply to")
-    row = outbox.queue(
+    outbox_id = outbox.queue(
         ctx.session,
         ctx.workspace_id,
         channel_account_id=ctx.account.id,
@@ -136,7 +136,7 @@ def _send(
             "payload": payload,
         },
     )
-    return {"outbox_id": str(row.id)}
+    return {"outbox_id": str(outbox_id)}
 
 
 def _need_conv(ctx: ActionContext) -> Conversation:

@@ -128,10 +128,6 @@ def link_identity(
     _link(session, workspace_id, contact.id, namespace, external_id, None)
 
 
-def mark_inbound(identity: ContactIdentity) -> None:
-    identity.last_inbound_at = utcnow()
-
-
 def set_subscribed(identity: ContactIdentity, contact: Contact, subscribed: bool) -> None:
     """The identity-wide flag only; the inbound pipeline uses :func:`record_account_event`,
     which keeps the state per channel account (what the outbox checks)."""

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import BigInteger, Boolean, ForeignKeyConstraint, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from scrm.db import Base, UTCDateTime
+from scrm.db import Base
 from scrm.models._base import Timestamped, WorkspaceOwned
 
 
@@ -26,4 +24,3 @@ class ContactIdentity(WorkspaceOwned, Timestamped, Base):
     display_name: Mapped[str | None] = mapped_column(String(200))
     # Per-account state (WeChat follow status); unsubscribing opts the fan out on that account.
     subscribed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
-    last_inbound_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

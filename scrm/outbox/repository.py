@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from scrm.kit.ids import new_id
+from scrm.kit.time import utcnow
 from scrm.models import ChannelRateLimit, Conversation, OutboxMessage
 
 
@@ -17,6 +19,52 @@ def by_key(session: Session, workspace_id: int, key: str) -> OutboxMessage | Non
             OutboxMessage.workspace_id == workspace_id, OutboxMessage.idempotency_key == key
         )
     ).scalar_one_or_none()
+
+
+_QUEUED_FIELDS = (
+    "workspace_id",
+    "id",
+    "channel_account_id",
+    "conversation_id",
+    "message_id",
+    "idempotency_key",
+    "payload",
+    "created_at",
+)
+# Built once: statement construction costs more than running it on SQLite.
+_INSERT_IF_ABSENT = {
+    dialect: ins(OutboxMessage)
+    .values({**{name: bindparam(name) for name in _QUEUED_FIELDS}, "status": "pending", "attempts": 0})
+    .on_conflict_do_nothing()
+    .returning(OutboxMessage.id)
+    for dialect, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
+def insert_if_absent(
+    session: Session,
+    workspace_id: int,
+    *,
+    channel_account_id: int,
+    conversation_id: int | None,
+    message_id: int | None,
+    idempotency_key: str,
+    payload: dict[str, Any],
+) -> int | None:
+    """One statement: the new pending row's id, or None if the key is taken (unique index)."""
+    values = {
+        "workspace_id": workspace_id,
+        "id": new_id(),
+        "channel_account_id": channel_account_id,
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "idempotency_key": idempotency_key,
+        "payload": payload,
+        "created_at": utcnow(),
+    }
+    stmt = _INSERT_IF_ABSENT[session.get_bind().dialect.name]
+    new: int | None = session.connection().execute(stmt, values).scalar_one_or_none()
+    return new
 
 
 def get(session: Session, workspace_id: int, outbox_id: int) -> OutboxMessage | None:

@@ -20,31 +20,31 @@ def queue(
     payload: dict[str, Any],
     conversation_id: int | None = None,
     message_id: int | None = None,
-) -> OutboxMessage:
-    """Queue a send. The same key queued twice returns the first row and sends nothing more."""
-    existing = repository.by_key(session, workspace_id, idempotency_key)
-    if existing is not None:
-        return existing
-    row = OutboxMessage(
-        workspace_id=workspace_id,
+) -> int:
+    """Queue a send; returns the outbox row's id. The same key queued twice returns the first
+    row's id and sends nothing more."""
+    outbox_id = repository.insert_if_absent(
+        session,
+        workspace_id,
         channel_account_id=channel_account_id,
         conversation_id=conversation_id,
         message_id=message_id,
         idempotency_key=idempotency_key,
         payload=payload,
-        status="pending",
     )
-    session.add(row)
-    session.flush()
+    if outbox_id is None:
+        existing = repository.by_key(session, workspace_id, idempotency_key)
+        assert existing is not None  # the unique key that refused the insert
+        return existing.id
     enqueue(
         session,
         workspace_id,
         "outbox.send",
-        {"outbox_id": row.id},
-        idempotency_key=f"outbox:{row.id}",
+        {"outbox_id": outbox_id},
+        idempotency_key=f"outbox:{outbox_id}",
         ordering_key=f"conv:{conversation_id}" if conversation_id else None,
     )
-    return row
+    return outbox_id
 
 
 def by_key(session: Session, workspace_id: int, idempotency_key: str) -> OutboxMessage | None:

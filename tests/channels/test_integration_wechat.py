@@ -152,7 +152,11 @@ def test_safe_mode_text_once_despite_retries_and_concurrent_duplicates(
     assert count(db, Message) == 1
     with db.transaction(readonly=True) as s:
         ident = s.execute(select(ContactIdentity).where(ContactIdentity.external_id == FAN)).scalar_one()
-    assert ident.namespace == f"wechat:{APPID}" and ident.last_inbound_at is not None
+        state = s.execute(
+            select(ContactAccountState).where(ContactAccountState.external_id == FAN)
+        ).scalar_one()
+    assert ident.namespace == f"wechat:{APPID}"
+    assert state.last_message_at is not None  # the account's 48 h service window is open
 
 
 def test_subscribe_with_qr_scene(wechat: Wechat, db: Database, settings: Settings) -> None:
@@ -279,11 +283,6 @@ def test_closed_window_fails_clearly_and_sends_the_fallback_template(
 ) -> None:
     fan_writes(wechat, db, settings)
     with db.transaction() as s:
-        s.execute(
-            update(ContactIdentity)
-            .where(ContactIdentity.external_id == FAN)
-            .values(last_inbound_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=49))
-        )
         s.execute(  # the outbox reads the window of this account (contact_account_state)
             update(ContactAccountState)
             .where(ContactAccountState.external_id == FAN)
