@@ -279,7 +279,8 @@ class CommitBuffer:
         event.listen(Session, "after_soft_rollback", self._after_rollback)
 
     def add(self, session: Session, item: Any) -> None:
-        root = session.get_transaction()
+        # Queued before any SQL ran: begin the transaction now, so that its commit writes it.
+        root = session.get_transaction() or session.begin()
         entry = session.info.get(self._key)
         if entry is None or entry[0] is not root:
             items: list[tuple[SessionTransaction | None, Any]] = []

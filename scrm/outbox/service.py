@@ -40,8 +40,7 @@ def queue(
         session,
         workspace_id,
         "outbox.send",
-        {"outbox_id": outbox_id},
-        idempotency_key=f"outbox:{outbox_id}",
+        {"outbox_id": outbox_id},  # (a new row: no key needed to keep its job single)
         ordering_key=f"conv:{conversation_id}" if conversation_id else None,
     )
     return outbox_id

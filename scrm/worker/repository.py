@@ -22,8 +22,7 @@ _PLAIN_INSERT = insert(_JOB_TABLE)
 _IDEMPOTENT_INSERT: dict[str, Any] = {}
 
 
-def insert_job(
-    session: Session,
+def job_values(
     *,
     workspace_id: int,
     kind: str,
@@ -32,9 +31,9 @@ def insert_job(
     ordering_key: str | None,
     run_at: dt.datetime,
     max_attempts: int,
-) -> int | None:
-    """Insert a job; with an idempotency key already used for this kind, insert nothing."""
-    values = {
+) -> dict[str, Any]:
+    """A new queued job row, with its id (for insert_job or insert_jobs)."""
+    return {
         "workspace_id": workspace_id,
         "id": new_id(),
         "kind": kind,
@@ -47,9 +46,13 @@ def insert_job(
         "max_attempts": max_attempts,
         "created_at": utcnow(),
     }
-    if idempotency_key is None:
+
+
+def insert_job(session: Session, values: dict[str, Any]) -> int | None:
+    """Insert a job; with an idempotency key already used for this kind, insert nothing."""
+    if values["idempotency_key"] is None:
         session.connection().execute(_PLAIN_INSERT, values)
-        return int(values["id"])  # type: ignore[call-overload]
+        return int(values["id"])
     dialect = session.get_bind().dialect.name
     stmt = _IDEMPOTENT_INSERT.get(dialect)
     if stmt is None:

@@ -10,9 +10,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from scrm.db import after_commit
+from scrm.db import CommitBuffer, after_commit
 from scrm.errors import Conflict, NotFound
-from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
 from scrm.models import Job
 from scrm.worker import repository
@@ -20,6 +19,15 @@ from scrm.worker.registry import get_kind
 
 # Set by an in-process worker so new work is picked up at once instead of at the next poll.
 wakeup = threading.Event()
+
+
+def _insert_queued(session: Session, rows: list[dict[str, Any]]) -> None:
+    repository.insert_jobs(session, rows)
+
+
+# Jobs without an idempotency key: nothing can refuse them, so they are written together, in one
+# executemany just before the transaction commits (a rolled-back savepoint drops its own).
+_queued = CommitBuffer("jobs", _insert_queued)
 
 
 def enqueue(
@@ -32,12 +40,14 @@ def enqueue(
     ordering_key: str | None = None,
     run_at: dt.datetime | None = None,
 ) -> int | None:
-    """Queue a job; returns its id, or None when the idempotency key was already used."""
+    """Queue a job; returns its id, or None when the idempotency key was already used.
+
+    A job with an idempotency key is inserted at once; one without is written when the
+    transaction commits (see `flush_queued` for a reader in the same transaction)."""
     spec = get_kind(kind)
     if spec is None:
         raise ValueError(f"unknown job kind {kind!r}")
-    job_id = repository.insert_job(
-        session,
+    values = repository.job_values(
         workspace_id=workspace_id,
         kind=kind,
         payload=payload,
@@ -46,9 +56,20 @@ def enqueue(
         run_at=run_at or utcnow(),
         max_attempts=spec.max_attempts,
     )
+    job_id: int | None
+    if idempotency_key is None:
+        _queued.add(session, values)
+        job_id = int(values["id"])
+    else:
+        job_id = repository.insert_job(session, values)
     if job_id is not None and (run_at is None or run_at <= utcnow()):
         after_commit(session, wakeup.set)
     return job_id
+
+
+def flush_queued(session: Session) -> None:
+    """Write the jobs this transaction queued so far (for a reader of the job table)."""
+    _queued.flush(session)
 
 
 def cancel(session: Session, workspace_id: int, kind: str, idempotency_keys: Sequence[str]) -> int:
@@ -68,19 +89,15 @@ def enqueue_many(session: Session, jobs: Sequence[tuple[int, str, dict[str, Any]
         if spec is None:
             raise ValueError(f"unknown job kind {kind!r}")
         rows.append(
-            {
-                "workspace_id": workspace_id,
-                "id": new_id(),
-                "kind": kind,
-                "payload": payload,
-                "status": "queued",
-                "idempotency_key": None,
-                "ordering_key": ordering_key,
-                "run_at": now,
-                "attempts": 0,
-                "max_attempts": spec.max_attempts,
-                "created_at": now,
-            }
+            repository.job_values(
+                workspace_id=workspace_id,
+                kind=kind,
+                payload=payload,
+                idempotency_key=None,
+                ordering_key=ordering_key,
+                run_at=now,
+                max_attempts=spec.max_attempts,
+            )
         )
     repository.insert_jobs(session, rows)
     after_commit(session, wakeup.set)

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from scrm.db import Database
 from scrm.models import Job
-from scrm.worker.service import enqueue
+from scrm.worker.service import enqueue, flush_queued
 from tests.conftest import Workspace, make_workspace
 from tests.web.conftest import Browser
 
@@ -15,6 +15,7 @@ def _dead_job(db: Database, ws_id: int, n: int) -> int:
     with db.transaction() as s:
         job_id = enqueue(s, ws_id, "jobs.purge", {"n": n})
         assert job_id is not None
+        flush_queued(s)  # (jobs without a key are written at commit)
         job = s.get(Job, (ws_id, job_id))
         assert job is not None
         job.status, job.attempts, job.last_error = "dead", 3, f"RuntimeError: boom {n}"

@@ -21,7 +21,7 @@ from scrm.outbox import ratelimit
 from scrm.outbox import service as outbox
 from scrm.worker import repository
 from scrm.worker.runner import Worker
-from scrm.worker.service import enqueue
+from scrm.worker.service import enqueue, flush_queued
 from scrm.worker.tasks import purge
 from tests.conftest import make_workspace
 from tests.helpers import Recorder
@@ -125,6 +125,7 @@ def test_purge_deletes_old_done_jobs_of_its_workspace_only(db, settings, workspa
             for i in range(3):
                 enqueue(s, ws, "jobs.purge", {"n": i}, run_at=old)
             enqueue(s, ws, "jobs.purge", {"n": "fresh"})
+        flush_queued(s)  # (jobs without a key are written at commit)
         for j in s.execute(select(Job)).scalars():
             j.status = "done"
             j.finished_at = j.run_at

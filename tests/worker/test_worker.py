@@ -125,6 +125,25 @@ def test_idempotency_key_enqueues_once(db, settings, workspace) -> None:  # type
     assert first is not None and second is None
 
 
+def test_jobs_without_a_key_are_written_together_at_commit_and_a_rolled_back_savepoint_drops_its_own(
+    db, settings, workspace
+) -> None:  # type: ignore[no-untyped-def]
+    with db.transaction() as s:
+        kept = enqueue(s, workspace.id, "test.record", {"n": 1})
+        try:
+            with s.begin_nested():
+                enqueue(s, workspace.id, "test.record", {"n": 2})
+                raise RuntimeError("this part fails")
+        except RuntimeError:
+            pass
+        enqueue(s, workspace.id, "test.record", {"n": 3})
+        assert s.execute(select(func.count()).select_from(Job)).scalar_one() == 0  # not yet
+    with db.transaction(readonly=True) as s:
+        rows = s.execute(select(Job.id, Job.payload).order_by(Job.created_at, Job.id)).all()
+    assert sorted(p["n"] for _, p in rows) == [1, 3]
+    assert kept in {job_id for job_id, _ in rows}  # the id enqueue returned is the row's
+
+
 def test_a_rolled_back_request_leaves_no_job(db, settings, workspace) -> None:  # type: ignore[no-untyped-def]
     try:
         with db.transaction() as s:
