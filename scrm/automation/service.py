@@ -261,7 +261,7 @@ class Trigger:
     # (the pipeline's own SLA step does that for messages; listener events need it here).
     sync_sla: bool = False
     # Each fired rule in its own savepoint; the pipeline's first attempt runs without (a failure
-    # fails the attempt, and the retry is isolated): two statements less per firing.
+    # fails the attempt, and the job reruns at once, isolated): two statements less per firing.
     isolated: bool = True
 
 
@@ -326,7 +326,7 @@ def _vip(contact: Contact) -> bool:
 # -- firing --------------------------------------------------------------------------------------
 class AlreadyFired(Exception):
     """The rule fired for this trigger before (its audit row exists); raised by a firing that is
-    not isolated, whose actions only the isolated retry can undo."""
+    not isolated, whose actions only the isolated rerun can undo."""
 
 
 def _record_firing(
@@ -385,8 +385,8 @@ def _fire(session: Session, trig: Trigger, fired: list[engine.RuleSpec]) -> list
     Isolated (the default): each rule in a savepoint, so that a failing rule, or one that had
     fired for this trigger already, leaves nothing behind while the others still run. Not
     isolated (the pipeline's first attempt, see scrm.pipeline.isolate_steps): no savepoints;
-    a failing rule, or a firing row that already exists, fails the attempt and the retry runs
-    isolated.
+    a failing rule, or a firing row that already exists, fails the attempt and the job reruns
+    at once, isolated.
     """
     out: list[int] = []
     for spec in fired:

@@ -21,13 +21,9 @@ from scrm.worker.registry import get_kind
 wakeup = threading.Event()
 
 
-def _insert_queued(session: Session, rows: list[dict[str, Any]]) -> None:
-    repository.insert_jobs(session, rows)
-
-
 # Jobs without an idempotency key: nothing can refuse them, so they are written together, in one
 # executemany just before the transaction commits (a rolled-back savepoint drops its own).
-_queued = CommitBuffer("jobs", _insert_queued)
+_queued = CommitBuffer("jobs", repository.insert_jobs)
 
 
 def enqueue(
@@ -44,18 +40,7 @@ def enqueue(
 
     A job with an idempotency key is inserted at once; one without is written when the
     transaction commits (see `flush_queued` for a reader in the same transaction)."""
-    spec = get_kind(kind)
-    if spec is None:
-        raise ValueError(f"unknown job kind {kind!r}")
-    values = repository.job_values(
-        workspace_id=workspace_id,
-        kind=kind,
-        payload=payload,
-        idempotency_key=idempotency_key,
-        ordering_key=ordering_key,
-        run_at=run_at or utcnow(),
-        max_attempts=spec.max_attempts,
-    )
+    values = _row(workspace_id, kind, payload, idempotency_key, ordering_key, run_at or utcnow())
     job_id: int | None
     if idempotency_key is None:
         _queued.add(session, values)
@@ -83,24 +68,32 @@ def enqueue_many(session: Session, jobs: Sequence[tuple[int, str, dict[str, Any]
     if not jobs:
         return
     now = utcnow()
-    rows = []
-    for workspace_id, kind, payload, ordering_key in jobs:
-        spec = get_kind(kind)
-        if spec is None:
-            raise ValueError(f"unknown job kind {kind!r}")
-        rows.append(
-            repository.job_values(
-                workspace_id=workspace_id,
-                kind=kind,
-                payload=payload,
-                idempotency_key=None,
-                ordering_key=ordering_key,
-                run_at=now,
-                max_attempts=spec.max_attempts,
-            )
-        )
-    repository.insert_jobs(session, rows)
+    repository.insert_jobs(
+        session, [_row(ws, kind, payload, None, key, now) for ws, kind, payload, key in jobs]
+    )
     after_commit(session, wakeup.set)
+
+
+def _row(
+    workspace_id: int,
+    kind: str,
+    payload: dict[str, Any],
+    idempotency_key: str | None,
+    ordering_key: str | None,
+    run_at: dt.datetime,
+) -> dict[str, Any]:
+    spec = get_kind(kind)
+    if spec is None:
+        raise ValueError(f"unknown job kind {kind!r}")
+    return repository.job_values(
+        workspace_id=workspace_id,
+        kind=kind,
+        payload=payload,
+        idempotency_key=idempotency_key,
+        ordering_key=ordering_key,
+        run_at=run_at,
+        max_attempts=spec.max_attempts,
+    )
 
 
 # -- admin: dead letters and manual control (web admin page, `scrm jobs`) ----------------------

@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from scrm.channels.base import InboundEvent, Sender
@@ -21,7 +22,7 @@ from scrm.models import Job, Message
 from scrm.worker import repository
 from scrm.worker.registry import PermanentJobError, job
 from scrm.worker.runner import JobContext, Worker
-from scrm.worker.service import enqueue
+from scrm.worker.service import enqueue, enqueue_many
 
 CALLS: list[tuple[str, Any]] = []
 
@@ -142,6 +143,20 @@ def test_jobs_without_a_key_are_written_together_at_commit_and_a_rolled_back_sav
         rows = s.execute(select(Job.id, Job.payload).order_by(Job.created_at, Job.id)).all()
     assert sorted(p["n"] for _, p in rows) == [1, 3]
     assert kept in {job_id for job_id, _ in rows}  # the id enqueue returned is the row's
+
+
+def test_an_unknown_job_kind_is_refused_and_queues_nothing(db, workspace) -> None:  # type: ignore[no-untyped-def]
+    with db.transaction() as s:
+        enqueue(s, workspace.id, "test.record", {"n": 1})
+        with pytest.raises(ValueError, match=r"unknown job kind 'no\.such'"):
+            enqueue(s, workspace.id, "no.such", {"n": 2})
+        with pytest.raises(ValueError, match=r"unknown job kind 'no\.such'"):
+            enqueue_many(
+                s, [(workspace.id, "test.record", {"n": 3}, None), (workspace.id, "no.such", {}, None)]
+            )
+    with db.transaction(readonly=True) as s:
+        rows = s.execute(select(Job.kind, Job.payload)).all()
+    assert [(kind, payload["n"]) for kind, payload in rows] == [("test.record", 1)]
 
 
 def test_a_rolled_back_request_leaves_no_job(db, settings, workspace) -> None:  # type: ignore[no-untyped-def]
