@@ -287,6 +287,12 @@ class CommitBuffer:
             entry = session.info[self._key] = (root, items)
         entry[1].append((session.get_nested_transaction() or root, item))
 
+    def discard(self, session: Session, unwanted: Callable[[Any], bool]) -> None:
+        """Drop queued items that became pointless before they were written."""
+        entry = session.info.get(self._key)
+        if entry is not None:
+            entry[1][:] = [(txn, item) for txn, item in entry[1] if not unwanted(item)]
+
     def flush(self, session: Session) -> None:
         """Write what is queued now (it then stays written unless the transaction rolls back)."""
         entry = session.info.pop(self._key, None)

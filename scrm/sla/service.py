@@ -43,7 +43,7 @@ from scrm.sla.calendar import (
     parse_special_days,
 )
 from scrm.worker.service import cancel as cancel_jobs
-from scrm.worker.service import enqueue
+from scrm.worker.service import enqueue, schedule
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +313,7 @@ def _checks(timer: SlaTimer) -> list[tuple[dt.datetime, str]]:
 
 def _schedule(session: Session, timer: SlaTimer) -> None:
     for at, key in _checks(timer):
-        enqueue(
+        schedule(
             session, timer.workspace_id, "sla.check", {"timer_id": timer.id}, idempotency_key=key, run_at=at
         )
 

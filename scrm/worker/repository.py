@@ -20,6 +20,7 @@ from scrm.models import Job
 _JOB_TABLE = cast(Table, Job.__table__)
 _PLAIN_INSERT = insert(_JOB_TABLE)
 _IDEMPOTENT_INSERT: dict[str, Any] = {}
+_IDEMPOTENT_INSERT_MANY: dict[str, Any] = {}
 
 
 def job_values(
@@ -78,9 +79,15 @@ def delete_queued(session: Session, workspace_id: int, kind: str, idempotency_ke
 
 
 def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert many jobs without idempotency keys in one executemany."""
-    if rows:
-        session.connection().execute(_PLAIN_INSERT, list(rows))
+    """Insert many jobs in one executemany; one whose idempotency key is taken is skipped."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    stmt = _IDEMPOTENT_INSERT_MANY.get(dialect)
+    if stmt is None:
+        ins = pg_insert(_JOB_TABLE) if dialect == "postgresql" else sqlite_insert(_JOB_TABLE)
+        stmt = _IDEMPOTENT_INSERT_MANY[dialect] = ins.on_conflict_do_nothing()
+    session.connection().execute(stmt, list(rows))
 
 
 def claim(session: Session, *, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:

@@ -21,8 +21,9 @@ from scrm.worker.registry import get_kind
 wakeup = threading.Event()
 
 
-# Jobs without an idempotency key: nothing can refuse them, so they are written together, in one
-# executemany just before the transaction commits (a rolled-back savepoint drops its own).
+# Jobs whose id the caller does not need at once (`enqueue` without a key, `schedule`) are
+# written together, in one executemany just before the transaction commits (a rolled-back
+# savepoint drops its own); a scheduled job whose key is taken by then is simply not inserted.
 _queued = CommitBuffer("jobs", repository.insert_jobs)
 
 
@@ -52,6 +53,22 @@ def enqueue(
     return job_id
 
 
+def schedule(
+    session: Session,
+    workspace_id: int,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    idempotency_key: str,
+    run_at: dt.datetime,
+) -> None:
+    """Queue a due-time job, written at commit; if a job of this kind already has the key
+    then, that one is kept and nothing is added (as with `enqueue`, minus the answer)."""
+    _queued.add(session, _row(workspace_id, kind, payload, idempotency_key, None, run_at))
+    if run_at <= utcnow():
+        after_commit(session, wakeup.set)
+
+
 def flush_queued(session: Session) -> None:
     """Write the jobs this transaction queued so far (for a reader of the job table)."""
     _queued.flush(session)
@@ -60,6 +77,13 @@ def flush_queued(session: Session) -> None:
 def cancel(session: Session, workspace_id: int, kind: str, idempotency_keys: Sequence[str]) -> int:
     """Drop queued due-time jobs that became pointless (a met SLA timer's checks), so the worker
     does not claim and run them for nothing. Jobs already claimed still run."""
+    keys = set(idempotency_keys)
+    _queued.discard(
+        session,
+        lambda row: (
+            row["workspace_id"] == workspace_id and row["kind"] == kind and row["idempotency_key"] in keys
+        ),
+    )
     return repository.delete_queued(session, workspace_id, kind, idempotency_keys)
 
 

@@ -22,7 +22,7 @@ from scrm.models import Job, Message
 from scrm.worker import repository
 from scrm.worker.registry import PermanentJobError, job
 from scrm.worker.runner import JobContext, Worker
-from scrm.worker.service import enqueue, enqueue_many
+from scrm.worker.service import cancel, enqueue, enqueue_many, schedule
 
 CALLS: list[tuple[str, Any]] = []
 
@@ -143,6 +143,35 @@ def test_jobs_without_a_key_are_written_together_at_commit_and_a_rolled_back_sav
         rows = s.execute(select(Job.id, Job.payload).order_by(Job.created_at, Job.id)).all()
     assert sorted(p["n"] for _, p in rows) == [1, 3]
     assert kept in {job_id for job_id, _ in rows}  # the id enqueue returned is the row's
+
+
+def test_scheduled_jobs_are_written_at_commit_once_per_key_and_a_cancel_drops_them_unwritten(
+    db, workspace
+) -> None:  # type: ignore[no-untyped-def]
+    later = utcnow() + dt.timedelta(hours=1)
+    with db.transaction() as s:
+        assert enqueue(s, workspace.id, "test.record", {"n": 1}, idempotency_key="taken", run_at=later)
+    with db.transaction() as s:
+        for n, key in ((2, "taken"), (3, "new"), (4, "new"), (5, "dropped"), (6, "kept")):
+            schedule(s, workspace.id, "test.record", {"n": n}, idempotency_key=key, run_at=later)
+        assert cancel(s, workspace.id, "test.record", ["dropped", "taken"]) == 1  # the stored one
+        schedule(s, workspace.id, "test.record", {"n": 7}, idempotency_key="again", run_at=later)
+        cancel(s, workspace.id, "test.other", ["again"])  # the key of another kind: not this job
+        try:
+            with s.begin_nested():
+                schedule(s, workspace.id, "test.record", {"n": 8}, idempotency_key="undone", run_at=later)
+                raise RuntimeError("this part fails")
+        except RuntimeError:
+            pass
+        assert s.execute(select(func.count()).select_from(Job)).scalar_one() == 0  # not yet
+    with db.transaction(readonly=True) as s:
+        rows = s.execute(select(Job.idempotency_key, Job.payload, Job.run_at, Job.status)).all()
+    # "taken" was cancelled after the scheduling that found it taken: neither is left; of two
+    # schedules with one key the first wins, as with enqueue
+    assert sorted((key, p["n"]) for key, p, _at, _st in rows) == [("again", 7), ("kept", 6), ("new", 3)]
+    assert {(st, abs((at.replace(tzinfo=dt.UTC) - later).total_seconds()) < 1) for *_, at, st in rows} == {
+        ("queued", True)
+    }
 
 
 def test_an_unknown_job_kind_is_refused_and_queues_nothing(db, workspace) -> None:  # type: ignore[no-untyped-def]
