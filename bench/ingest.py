@@ -64,6 +64,10 @@ print(a.id)
     return int(migrate_and_run(env, body)), "bench-secret-0123456789"
 
 
+# what every benchmark event says (bench/scale.py, bench/pipeline.py --bare)
+TEXT = "@云程航空 昨天 MU5137 上海飞成都，黑色双肩包落在 32C 座位上了，急！"
+
+
 def make_requests(
     n: int, channel_id: int, secret: str, run: str, port: int, senders: int = 5000
 ) -> list[bytes]:
@@ -76,7 +80,7 @@ def make_requests(
                 "id": f"{run}-{i}",
                 "type": "message",
                 "sender": {"id": f"fan-{i % senders}", "name": "粉丝"},
-                "text": "@云程航空 昨天 MU5137 上海飞成都，黑色双肩包落在 32C 座位上了，急！",
+                "text": TEXT,
                 "sent_at": sent_at,
             },
             ensure_ascii=False,

@@ -45,6 +45,11 @@ def main() -> None:
     ap.add_argument("--profile", type=int, default=0, help="print the N costliest functions (cumulative)")
     ap.add_argument("--statements", type=int, default=0, help="print the N most frequent SQL statements")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--bare",
+        action="store_true",
+        help="bench/scale.py's workspace instead: one webhook account, no rules, teams or agents",
+    )
     args = ap.parse_args()
     if args.events < 1 or args.batch < 1:
         ap.error("--events and --batch must be positive")
@@ -52,6 +57,7 @@ def main() -> None:
 
     from sqlalchemy import event, func, select
 
+    from bench import ingest
     from bench.service_day import CATEGORIES, accept, create_airline
     from scrm import jobs, metrics, migrate
     from scrm.channels.base import InboundEvent, Sender
@@ -77,8 +83,16 @@ def main() -> None:
             # the fake endpoint has no API quota: the account's send rate limit is off, so every
             # send runs once instead of being postponed (RetryLater) by the token bucket
             config = {"callback_url": recorder.url, "rate_limit_per_second": 0}
-            w, teams, account = create_airline(s, f"pipeline-{rnd.randrange(10**9)}", config)
-            for i in range(9):
+            slug = f"pipeline-{rnd.randrange(10**9)}"
+            if args.bare:
+                w = ws_service.create_workspace(s, slug, "Bench")
+                account = ws_service.create_channel_account(
+                    s, w.id, "webhook", "bench", config=config, secrets={"secret": "bench-secret-0123456789"}
+                )
+                teams = {}
+            else:
+                w, teams, account = create_airline(s, slug, config)
+            for i in range(0 if args.bare else 9):
                 u = ws_service.create_user(s, f"agent{i}@{w.slug}.test", "password123", f"客服{i}")
                 m = ws_service.add_member(s, w.id, u, "agent", capacity=100_000)
                 m.availability = "online"
@@ -90,7 +104,11 @@ def main() -> None:
             texts += [t for t in samples for _ in range(max(1, round(share * 20)))]
         batch: list[Any] = []
         for i in range(args.events):
-            text = rnd.choice(texts).format(f="MU5137", s="32C", n=rnd.randrange(1000, 9999))
+            text = (
+                ingest.TEXT
+                if args.bare
+                else rnd.choice(texts).format(f="MU5137", s="32C", n=rnd.randrange(1000, 9999))
+            )
             fan = f"fan{rnd.randrange(n_fans)}"
             batch.append(
                 InboundEvent(

@@ -25,8 +25,9 @@ from scrm.channels.base import InboundEvent
 from scrm.config import Settings
 from scrm.contact import service as contact_service
 from scrm.conversation import service as conversation_service
+from scrm.db import tx_memo
 from scrm.inbound import codec
-from scrm.inbound import repository as inbound_repo
+from scrm.inbound import service as inbound_service
 from scrm.models import ChannelAccount, Contact, ContactIdentity, Conversation, Message, Workspace
 from scrm.worker.registry import RerunAtOnce, RetryLater, job
 from scrm.worker.runner import JobContext
@@ -137,13 +138,39 @@ SUBSCRIPTION_EVENTS = {
 }
 
 
-@job("inbound.process", max_attempts=10, shares_transaction=True)
+def read_ahead(session: Session, jobs: list[tuple[int, dict[str, Any]]]) -> None:
+    """Before a group of inbound jobs shares a transaction: their events, their senders'
+    identities and contacts, and the threads they continue, in three reads per workspace
+    instead of three per event (the jobs then find them in the transaction's memo)."""
+    by_workspace: dict[int, list[int]] = {}
+    for workspace_id, payload in jobs:
+        by_workspace.setdefault(workspace_id, []).append(int(payload["event_id"]))
+    memo = tx_memo(session)
+    for workspace_id, event_ids in by_workspace.items():
+        decoded = []
+        for taken in inbound_service.read_ahead(session, workspace_id, event_ids):
+            event = codec.from_json(taken.event)
+            memo[("inbound_decoded", workspace_id, taken.id)] = event
+            if event.kind != "unknown":
+                decoded.append((taken.channel_account_id, event))
+        found = contact_service.read_ahead(session, workspace_id, [e.sender for _, e in decoded])
+        threads = []
+        for account_id, event in decoded:
+            _ident, contact = found.get((event.sender.namespace, event.sender.external_id), (None, None))
+            if event.kind in MESSAGE_KINDS and contact is not None and contact.merged_into_id is None:
+                threads.append((account_id, contact.id, event.thread_key))
+        conversation_service.read_ahead_threads(session, workspace_id, threads)
+
+
+@job("inbound.process", max_attempts=10, shares_transaction=True, read_ahead=read_ahead)
 def process_inbound(ctx: JobContext, payload: dict[str, Any]) -> None:
     session = ctx.session
-    row = inbound_repo.take_for_processing(session, ctx.workspace_id, int(payload["event_id"]))
+    row = inbound_service.take(session, ctx.workspace_id, int(payload["event_id"]))
     if row is None:
         return
-    event = codec.from_json(row.event)
+    event = tx_memo(session).pop(("inbound_decoded", ctx.workspace_id, row.id), None) or codec.from_json(
+        row.event
+    )
     account = workspace.get_channel_account(session, ctx.workspace_id, row.channel_account_id)
     if event.kind == "unknown":
         log.info("unknown %s event %s stored and acknowledged", account.kind, row.external_id)
@@ -177,6 +204,7 @@ def process_inbound(ctx: JobContext, payload: dict[str, Any]) -> None:
             contact=resolved.contact,
             event=event,
             inbound_event_id=row.id,
+            new_contact=resolved.created,
         )
         pctx.conversation = appended.conversation
         pctx.message = appended.message

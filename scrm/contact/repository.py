@@ -4,7 +4,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, or_, select
+from sqlalchemy import and_, bindparam, case, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -44,6 +44,28 @@ def identity_with_contact(
         _IDENTITY_WITH_CONTACT, {"ws": workspace_id, "ns": namespace, "ext": external_id}
     ).one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+def identities_with_contacts(
+    session: Session, workspace_id: int, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[ContactIdentity, Contact | None]]:
+    """`identity_with_contact` for many (namespace, external id) pairs in one read."""
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(ContactIdentity, Contact)
+        .outerjoin(
+            Contact,
+            and_(
+                Contact.workspace_id == ContactIdentity.workspace_id, Contact.id == ContactIdentity.contact_id
+            ),
+        )
+        .where(
+            ContactIdentity.workspace_id == workspace_id,
+            tuple_(ContactIdentity.namespace, ContactIdentity.external_id).in_(list(keys)),
+        )
+    ).all()
+    return {(ident.namespace, ident.external_id): (ident, contact) for ident, contact in rows}
 
 
 def identities_of(session: Session, workspace_id: int, contact_id: int) -> Sequence[ContactIdentity]:

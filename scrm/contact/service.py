@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 from scrm.channels.base import InboundEvent, Sender
 from scrm.contact import repository
 from scrm.contact.schemas import ContactIn
+from scrm.db import tx_memo
 from scrm.errors import NotFound
 from scrm.kit.geo import valid_point
 from scrm.kit.time import utcnow
@@ -41,13 +43,32 @@ def _follow_merges(session: Session, workspace_id: int, contact: Contact) -> Con
     return contact
 
 
+def read_ahead(
+    session: Session, workspace_id: int, senders: Sequence[Sender]
+) -> dict[tuple[str, str], tuple[ContactIdentity, Contact | None]]:
+    """Look up many senders' identities and contacts in one statement, for the `resolve` calls
+    that follow in the same transaction (a group of inbound jobs). Returns those found, by
+    (namespace, external id)."""
+    keys = list(dict.fromkeys((s.namespace, s.external_id) for s in senders))
+    found = repository.identities_with_contacts(session, workspace_id, keys)
+    memo = tx_memo(session)
+    for key in keys:
+        memo[("identity", workspace_id, *key)] = found.get(key)
+    return found
+
+
 def resolve(session: Session, workspace_id: int, sender: Sender) -> Resolved:
     """Find the person behind a channel identity, creating them on first contact.
 
     Identities join people across channels: a WeChat unionid, a phone number the sender gave,
     or an imported Weibo uid / openid all lead to the same contact.
     """
-    found = repository.identity_with_contact(session, workspace_id, sender.namespace, sender.external_id)
+    memo = tx_memo(session)
+    key = ("identity", workspace_id, sender.namespace, sender.external_id)
+    if key in memo:  # read ahead (None: there was no such identity then); kept up to date below
+        found = memo[key]
+    else:
+        found = repository.identity_with_contact(session, workspace_id, sender.namespace, sender.external_id)
     if found is not None:
         ident, contact = found
         if contact is None:  # pragma: no cover - guarded by the foreign key
@@ -96,6 +117,8 @@ def resolve(session: Session, workspace_id: int, sender: Sender) -> Resolved:
         winner = repository.get(session, workspace_id, ident.contact_id)
         assert winner is not None
         contact, created = winner, False
+    if key in memo:
+        memo[key] = (ident, contact)  # a later sender with this identity in the transaction
     _refresh(contact, ident, sender)
     return Resolved(contact, ident, created)
 

@@ -6,7 +6,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, and_, bindparam, cast, func, insert, or_, select, union
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    union,
+)
 from sqlalchemy.orm import Session, aliased
 
 from scrm.db import CommitBuffer
@@ -30,6 +43,24 @@ def open_thread(
         _OPEN_THREAD,
         {"ws": workspace_id, "account": channel_account_id, "contact": contact_id, "thread": thread_key},
     ).scalar_one_or_none()
+
+
+def open_threads(
+    session: Session, workspace_id: int, keys: Sequence[tuple[int, int, str]]
+) -> dict[tuple[int, int, str], Conversation]:
+    """`open_thread` for many (channel account, contact, thread key) triples in one read."""
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(Conversation).where(
+            Conversation.workspace_id == workspace_id,
+            tuple_(Conversation.channel_account_id, Conversation.contact_id, Conversation.thread_key).in_(
+                list(keys)
+            ),
+            Conversation.status != "resolved",
+        )
+    ).scalars()
+    return {(c.channel_account_id, c.contact_id, c.thread_key): c for c in rows}
 
 
 def get(session: Session, workspace_id: int, conversation_id: int) -> Conversation | None:

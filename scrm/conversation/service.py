@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from scrm import events
 from scrm.channels.base import InboundEvent
 from scrm.conversation import repository
+from scrm.db import tx_memo
 from scrm.errors import Conflict, Invalid, NotFound
 from scrm.governance.service import audit
 from scrm.kit.ids import new_id
@@ -38,6 +40,31 @@ def record_activity(
     repository.queue_activity(session, conversation.workspace_id, conversation.id, kind, actor_id, data)
 
 
+def read_ahead_threads(session: Session, workspace_id: int, keys: Sequence[tuple[int, int, str]]) -> None:
+    """Look up the open conversations of many (channel account, contact, thread key) in one
+    statement, for the `append_inbound` calls that follow in the same transaction."""
+    keys = list(dict.fromkeys(keys))
+    found = repository.open_threads(session, workspace_id, keys)
+    memo = tx_memo(session)
+    for key in keys:
+        memo[("open_thread", workspace_id, *key)] = found.get(key)
+
+
+def _open_thread(
+    session: Session, workspace_id: int, channel_account_id: int, contact_id: int, thread_key: str
+) -> Conversation | None:
+    memo = tx_memo(session)
+    key = ("open_thread", workspace_id, channel_account_id, contact_id, thread_key)
+    if key not in memo:
+        return repository.open_thread(session, workspace_id, channel_account_id, contact_id, thread_key)
+    conv = memo[key]
+    if conv is None:
+        return None  # none was open when read ahead, and append_inbound records the one it opens
+    if conv.status == "resolved" or conv.contact_id != contact_id:  # changed since: ask again
+        return repository.open_thread(session, workspace_id, channel_account_id, contact_id, thread_key)
+    return conv
+
+
 def append_inbound(
     session: Session,
     workspace_id: int,
@@ -46,12 +73,18 @@ def append_inbound(
     contact: Contact,
     event: InboundEvent,
     inbound_event_id: int,
+    new_contact: bool = False,
 ) -> Appended:
-    """Add a fan's message to their open conversation on this account and thread, or open one.
+    """Add a fan's message to their open conversation on this account and thread, or open one
+    (`new_contact`: the contact was created in this transaction, so it has none to look up).
 
     The new rows are left to the session's next flush (the caller flushes before it runs
     statements that bypass the ORM, such as assignment's)."""
-    conv = repository.open_thread(session, workspace_id, channel_account_id, contact.id, event.thread_key)
+    conv = (
+        None
+        if new_contact
+        else _open_thread(session, workspace_id, channel_account_id, contact.id, event.thread_key)
+    )
     created = conv is None
     reopened = False
     now = utcnow()
@@ -74,6 +107,10 @@ def append_inbound(
             last_message_at=now,
         )
         session.add(conv)
+        memo = tx_memo(session)
+        key = ("open_thread", workspace_id, channel_account_id, contact.id, event.thread_key)
+        if key in memo:
+            memo[key] = conv  # for a later message on this thread in the same transaction
         record_activity(session, conv, "created", channel_account_id=str(channel_account_id))
     elif conv.status == "pending":
         conv.status = "open"

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, update
+from sqlalchemy import Table, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -13,6 +13,7 @@ from scrm.kit.time import utcnow
 from scrm.models import InboundEvent
 
 _INSERT: dict[str, Any] = {}
+_TABLE = cast(Table, InboundEvent.__table__)
 
 
 def _insert_statement(dialect: str) -> Any:
@@ -21,8 +22,7 @@ def _insert_statement(dialect: str) -> Any:
     stmt = _INSERT.get(dialect)
     if stmt is None:
         ins = pg_insert if dialect == "postgresql" else sqlite_insert
-        table = cast(Table, InboundEvent.__table__)
-        stmt = ins(table).on_conflict_do_nothing().returning(table.c.id)
+        stmt = ins(_TABLE).on_conflict_do_nothing().returning(_TABLE.c.id)
         _INSERT[dialect] = stmt
     return stmt
 
@@ -41,6 +41,36 @@ class Taken:
     channel_account_id: int
     external_id: str
     event: dict[str, Any]
+
+
+def unprocessed(session: Session, workspace_id: int, event_ids: Sequence[int]) -> list[Taken]:
+    """What the pipeline needs of these events, for those not processed yet, in one read
+    (nothing is marked: see `mark_processed`)."""
+    if not event_ids:
+        return []
+    rows = session.execute(
+        select(InboundEvent.id, InboundEvent.channel_account_id, InboundEvent.external_id, InboundEvent.event)
+        .where(
+            InboundEvent.workspace_id == workspace_id,
+            InboundEvent.id.in_(list(event_ids)),
+            InboundEvent.status != "processed",
+        )
+        .execution_options(autoflush=False)  # nothing pending can change these rows
+    ).all()
+    return [Taken(int(r[0]), int(r[1]), str(r[2]), dict(r[3])) for r in rows]
+
+
+def mark_processed(session: Session, keys: Sequence[tuple[int, int]]) -> int:
+    """Mark (workspace id, event id) processed unless they are already; returns how many were
+    marked (fewer than given: another transaction processed one meanwhile)."""
+    if not keys:
+        return 0
+    result = session.connection().execute(
+        _TABLE.update()
+        .where(tuple_(_TABLE.c.workspace_id, _TABLE.c.id).in_(list(keys)), _TABLE.c.status != "processed")
+        .values(status="processed", processed_at=utcnow())
+    )
+    return int(result.rowcount or 0)
 
 
 def take_for_processing(session: Session, workspace_id: int, event_id: int) -> Taken | None:

@@ -25,6 +25,7 @@ from scrm.channels.base import (
     json_problem,
     text_problem,
 )
+from scrm.db import CommitBuffer, tx_memo
 from scrm.inbound import codec, repository
 from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
@@ -206,3 +207,41 @@ def accept_many(session: Session, batches: Sequence[Batch]) -> list[list[Accepte
     for (kind, new), n in counts.items():
         (metrics.INBOUND_ACCEPTED if new else metrics.INBOUND_DUPLICATE).labels(kind).inc(n)
     return out
+
+
+# -- taking stored events for the pipeline (the worker side) -----------------------------------
+class TakenMeanwhile(RuntimeError):
+    """An event read ahead for a group of jobs was processed by another transaction meanwhile:
+    the group rolls back and each job runs alone (and finds its event done)."""
+
+
+def _mark_processed(session: Session, keys: list[tuple[int, int]]) -> None:
+    if repository.mark_processed(session, keys) != len(keys):
+        raise TakenMeanwhile(f"{len(keys)} events read ahead were not all still unprocessed")
+
+
+# Events taken from a read-ahead are marked processed in one UPDATE at commit; a count that
+# falls short fails the commit (see TakenMeanwhile).
+_marks = CommitBuffer("inbound_marks", _mark_processed)
+
+
+def read_ahead(session: Session, workspace_id: int, event_ids: Sequence[int]) -> list[repository.Taken]:
+    """Read a group's unprocessed events in one statement, for `take` in the same transaction."""
+    taken = repository.unprocessed(session, workspace_id, event_ids)
+    memo = tx_memo(session)
+    for t in taken:
+        memo[("inbound_take", workspace_id, t.id)] = t
+    return taken
+
+
+def take(session: Session, workspace_id: int, event_id: int) -> repository.Taken | None:
+    """Mark a stored event processed and return what the pipeline needs of it; None if there is
+    no such event or it was processed already. A rollback undoes the mark with the job's work.
+
+    An event read ahead (`read_ahead`) costs no statement here: its mark is written with the
+    others at commit, and the commit fails if another transaction processed it meanwhile."""
+    ahead = tx_memo(session).pop(("inbound_take", workspace_id, event_id), None)
+    if ahead is None:
+        return repository.take_for_processing(session, workspace_id, event_id)
+    _marks.add(session, (workspace_id, event_id))
+    return ahead

@@ -7,9 +7,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from scrm.worker.runner import JobContext
 
 Handler = Callable[["JobContext", dict[str, Any]], None]
+# Called once before a group of jobs of one kind shares a transaction, with their (workspace
+# id, payload): it may read ahead for them (see scrm.db.tx_memo). It must leave the handlers
+# correct whether or not they run, so the group may stop early.
+ReadAhead = Callable[["Session", list[tuple[int, dict[str, Any]]]], None]
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,7 @@ class JobKind:
     # Its effects are database writes only (no call out, no side effect a rollback cannot
     # undo): the worker may run several such jobs in one transaction (see Worker._run_shared).
     shares_transaction: bool = False
+    read_ahead: ReadAhead | None = None
 
 
 _KINDS: dict[str, JobKind] = {}
@@ -32,9 +39,10 @@ def job(
     max_attempts: int = 10,
     timeout_seconds: float = 60.0,
     shares_transaction: bool = False,
+    read_ahead: ReadAhead | None = None,
 ) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
-        _KINDS[name] = JobKind(name, fn, max_attempts, timeout_seconds, shares_transaction)
+        _KINDS[name] = JobKind(name, fn, max_attempts, timeout_seconds, shares_transaction, read_ahead)
         return fn
 
     return register

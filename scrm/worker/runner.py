@@ -15,6 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -232,6 +233,7 @@ class Worker:
         tried = 0
         try:
             with self.db.transaction(background=True) as session:
+                self._read_ahead(session, group)
                 for claimed in group:
                     if tried and time.perf_counter() > deadline:
                         break
@@ -256,6 +258,16 @@ class Worker:
             metrics.JOBS_DONE.labels(kind).inc()
             metrics.JOB_SECONDS.labels(kind).observe(seconds)
         return tried, tried
+
+    @staticmethod
+    def _read_ahead(session: Session, group: list[Job]) -> None:
+        by_kind: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        for j in group:
+            by_kind.setdefault(j.kind, []).append((j.workspace_id, dict(j.payload)))
+        for kind, jobs in by_kind.items():
+            spec = get_kind(kind)
+            if spec is not None and spec.read_ahead is not None and len(jobs) > 1:
+                spec.read_ahead(session, jobs)
 
     def _run_one(self, workspace_id: int, job_id: int, claimed: Job | None = None) -> None:
         token = job_id_var.set(str(job_id))
