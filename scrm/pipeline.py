@@ -97,6 +97,21 @@ def steps() -> list[tuple[int, str, Step]]:
     return list(_STEPS)
 
 
+# A step's reads for a group of inbound jobs (see `read_ahead`), given the open conversations
+# the group's messages continue.
+StepReadAhead = Callable[[Session, int, list[Conversation]], None]
+_READ_AHEADS: list[tuple[str, StepReadAhead]] = []
+
+
+def register_read_ahead(name: str) -> Callable[[StepReadAhead], StepReadAhead]:
+    def deco(fn: StepReadAhead) -> StepReadAhead:
+        _READ_AHEADS[:] = [r for r in _READ_AHEADS if r[0] != name]
+        _READ_AHEADS.append((name, fn))
+        return fn
+
+    return deco
+
+
 # Steps ordered before this see the new message and conversation before they are written
 # (triage's labels go out in the same INSERT / UPDATE); the pipeline flushes them before the
 # later steps, some of which write with statements that bypass the ORM (assignment).
@@ -140,8 +155,9 @@ SUBSCRIPTION_EVENTS = {
 
 def read_ahead(session: Session, jobs: list[tuple[int, dict[str, Any]]]) -> None:
     """Before a group of inbound jobs shares a transaction: their events, their senders'
-    identities and contacts, and the threads they continue, in three reads per workspace
-    instead of three per event (the jobs then find them in the transaction's memo)."""
+    identities and contacts, the threads they continue and what the steps read of those
+    (`register_read_ahead`: SLA timers), one read each per workspace instead of one each per
+    event (the jobs then find them in the transaction's memo)."""
     by_workspace: dict[int, list[int]] = {}
     for workspace_id, payload in jobs:
         by_workspace.setdefault(workspace_id, []).append(int(payload["event_id"]))
@@ -159,7 +175,9 @@ def read_ahead(session: Session, jobs: list[tuple[int, dict[str, Any]]]) -> None
             _ident, contact = found.get((event.sender.namespace, event.sender.external_id), (None, None))
             if event.kind in MESSAGE_KINDS and contact is not None and contact.merged_into_id is None:
                 threads.append((account_id, contact.id, event.thread_key))
-        conversation_service.read_ahead_threads(session, workspace_id, threads)
+        continued = conversation_service.read_ahead_threads(session, workspace_id, threads)
+        for _name, step_read_ahead in _READ_AHEADS:
+            step_read_ahead(session, workspace_id, continued)
 
 
 @job("inbound.process", max_attempts=10, shares_transaction=True, read_ahead=read_ahead)

@@ -40,14 +40,18 @@ def record_activity(
     repository.queue_activity(session, conversation.workspace_id, conversation.id, kind, actor_id, data)
 
 
-def read_ahead_threads(session: Session, workspace_id: int, keys: Sequence[tuple[int, int, str]]) -> None:
+def read_ahead_threads(
+    session: Session, workspace_id: int, keys: Sequence[tuple[int, int, str]]
+) -> list[Conversation]:
     """Look up the open conversations of many (channel account, contact, thread key) in one
-    statement, for the `append_inbound` calls that follow in the same transaction."""
+    statement, for the `append_inbound` calls that follow in the same transaction. Returns
+    those found."""
     keys = list(dict.fromkeys(keys))
     found = repository.open_threads(session, workspace_id, keys)
     memo = tx_memo(session)
     for key in keys:
         memo[("open_thread", workspace_id, *key)] = found.get(key)
+    return list(found.values())
 
 
 def _open_thread(

@@ -3,14 +3,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
-from scrm.models import ChannelRateLimit, Conversation, OutboxMessage
+from scrm.models import ChannelAccount, ChannelRateLimit, Conversation, Message, OutboxMessage
 
 
 def by_key(session: Session, workspace_id: int, key: str) -> OutboxMessage | None:
@@ -69,6 +69,31 @@ def insert_if_absent(
 
 def get(session: Session, workspace_id: int, outbox_id: int) -> OutboxMessage | None:
     return session.get(OutboxMessage, (workspace_id, outbox_id))
+
+
+_FOR_SEND = (
+    select(OutboxMessage, ChannelAccount, Message)
+    .outerjoin(
+        ChannelAccount,
+        and_(
+            ChannelAccount.workspace_id == OutboxMessage.workspace_id,
+            ChannelAccount.id == OutboxMessage.channel_account_id,
+        ),
+    )
+    .outerjoin(
+        Message,
+        and_(Message.workspace_id == OutboxMessage.workspace_id, Message.id == OutboxMessage.message_id),
+    )
+    .where(OutboxMessage.workspace_id == bindparam("ws"), OutboxMessage.id == bindparam("id"))
+)
+
+
+def get_for_send(
+    session: Session, workspace_id: int, outbox_id: int
+) -> tuple[OutboxMessage, ChannelAccount | None, Message | None] | None:
+    """The outbox row with its channel account and message (if any), in one read."""
+    row = session.execute(_FOR_SEND, {"ws": workspace_id, "id": outbox_id}).one_or_none()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def delivered_since(

@@ -21,6 +21,7 @@ from scrm.channels.base import (
 )
 from scrm.config import Settings
 from scrm.contact import service as contact_service
+from scrm.errors import NotFound
 from scrm.kit.time import as_utc, utcnow
 from scrm.models import ChannelAccount, Message
 from scrm.outbox import ratelimit, repository
@@ -199,11 +200,12 @@ def _sent_earlier(ctx: JobContext, client: Any, row: Any, outbound: OutboundMess
 @job("outbox.send", max_attempts=8)
 def send(ctx: JobContext, payload: dict[str, Any]) -> None:
     session = ctx.session
-    row = repository.get(session, ctx.workspace_id, int(payload["outbox_id"]))
-    if row is None or row.status != "pending":
+    found = repository.get_for_send(session, ctx.workspace_id, int(payload["outbox_id"]))
+    if found is None or found[0].status != "pending":
         return  # already sent or given up: never twice
-    account = workspace.get_channel_account(session, ctx.workspace_id, row.channel_account_id)
-    message = session.get(Message, (ctx.workspace_id, row.message_id)) if row.message_id else None
+    row, account, message = found
+    if account is None:
+        raise NotFound("no such channel account")
     p = row.payload
     outbound = OutboundMessage(
         idempotency_key=row.idempotency_key,

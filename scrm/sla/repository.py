@@ -76,3 +76,18 @@ def at_risk_timers(
         .scalars()
         .all()
     )
+
+
+def timers(session: Session, workspace_id: int, conversation_ids: Sequence[int]) -> dict[int, list[SlaTimer]]:
+    """The SLA timers of these conversations, oldest first (every id given has a list)."""
+    out: dict[int, list[SlaTimer]] = {int(c): [] for c in conversation_ids}
+    if not out:
+        return out
+    rows = session.execute(
+        select(SlaTimer)
+        .where(SlaTimer.workspace_id == workspace_id, SlaTimer.conversation_id.in_(list(out)))
+        .order_by(SlaTimer.id)
+    ).scalars()
+    for t in rows:
+        out[t.conversation_id].append(t)
+    return out

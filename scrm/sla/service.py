@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -292,14 +293,19 @@ def in_business_hours(
 
 
 # -- timers --------------------------------------------------------------------------------------
+def read_ahead_timers(session: Session, workspace_id: int, conversation_ids: Sequence[int]) -> None:
+    """Read many conversations' timers in one statement, for the `on_inbound` calls that follow
+    in the same transaction (a group of inbound jobs)."""
+    memo = tx_memo(session)
+    for conv_id, found in repository.timers(session, workspace_id, conversation_ids).items():
+        memo[("sla_timers", workspace_id, conv_id)] = found
+
+
 def _timers(session: Session, conv: Conversation) -> list[SlaTimer]:
-    return list(
-        session.execute(
-            select(SlaTimer)
-            .where(SlaTimer.workspace_id == conv.workspace_id, SlaTimer.conversation_id == conv.id)
-            .order_by(SlaTimer.id)
-        ).scalars()
-    )
+    ahead = tx_memo(session).get(("sla_timers", conv.workspace_id, conv.id))
+    if ahead is not None:  # read ahead, and kept up to date by _start
+        return list(ahead)
+    return repository.timers(session, conv.workspace_id, [conv.id])[conv.id]
 
 
 def _checks(timer: SlaTimer) -> list[tuple[dt.datetime, str]]:
@@ -348,6 +354,9 @@ def _start(
         priority=conv.priority,
     )
     session.add(timer)
+    ahead = tx_memo(session).get(("sla_timers", conv.workspace_id, conv.id))
+    if ahead is not None:
+        ahead.append(timer)
     if schedule:
         _schedule(session, timer)
     return timer
@@ -642,13 +651,7 @@ def notify_supervisors(session: Session, conv: Conversation, reason: str, *, key
 
 # -- reports -------------------------------------------------------------------------------------
 def timers_of(session: Session, workspace_id: int, conversation_id: int) -> list[SlaTimer]:
-    return list(
-        session.execute(
-            select(SlaTimer)
-            .where(SlaTimer.workspace_id == workspace_id, SlaTimer.conversation_id == conversation_id)
-            .order_by(SlaTimer.id)
-        ).scalars()
-    )
+    return repository.timers(session, workspace_id, [conversation_id])[conversation_id]
 
 
 def breaches(session: Session, workspace_id: int, limit: int = 100) -> list[SlaEvent]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from scrm import events
 from scrm.models import Conversation
-from scrm.pipeline import PipelineContext, register_step
+from scrm.pipeline import PipelineContext, register_read_ahead, register_step
 from scrm.sla import service
 from scrm.worker.registry import job, warmup
 from scrm.worker.runner import JobContext
@@ -31,6 +33,11 @@ def sla_step(ctx: PipelineContext) -> None:
     if ctx.conversation is None or ctx.message is None:
         return
     service.on_inbound(ctx.session, ctx.conversation, created=ctx.conversation_created)
+
+
+@register_read_ahead("sla")
+def read_ahead_timers(session: Session, workspace_id: int, conversations: list[Conversation]) -> None:
+    service.read_ahead_timers(session, workspace_id, [c.id for c in conversations])
 
 
 @job("sla.check", max_attempts=10, shares_transaction=True)

@@ -16,13 +16,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import delete, event, func, select, update
 
 from scrm import metrics
 from scrm.channels.base import InboundEvent, Sender
 from scrm.db import Database
 from scrm.inbound import service as inbound
-from scrm.models import Contact, ContactIdentity, Conversation, Job, Message
+from scrm.models import Contact, ContactIdentity, Conversation, Job, Message, SlaTimer
 from scrm.models import InboundEvent as StoredEvent
 from scrm.worker import registry
 from scrm.worker.runner import Worker
@@ -90,7 +90,7 @@ def test_a_group_reads_ahead_once_and_every_message_lands_where_it_belongs(db, s
         db,
         workspace.id,
         workspace.channel_id,
-        [_event("e1", "old", "第一条", ns), _event("e2", "gone", "早", ns)],
+        [_event("e1", "old", "第一条", ns), _event("e2", "gone", "早", ns), _event("e0", "old2", "喂", ns)],
     )
     Worker(db, settings).run_until_idle()
     with db.transaction() as s:
@@ -109,6 +109,7 @@ def test_a_group_reads_ahead_once_and_every_message_lands_where_it_belongs(db, s
         workspace.channel_id,
         [
             _event("e3", "old", "第二条", ns),
+            _event("e9", "old2", "还在吗", ns),
             _event("e4", "gone", "又来了", ns),
             _event("e5", "new1", "你好", ns),
             _event("e6", "new2", "在吗", ns),
@@ -119,14 +120,16 @@ def test_a_group_reads_ahead_once_and_every_message_lands_where_it_belongs(db, s
     one_group = settings.model_copy(update={"worker_tx_seconds": 600.0})
     with _statements(db) as seen:
         worker = Worker(db, one_group)
-        assert worker.run_batch() >= 6
-    # One read of the six events, of their identities and of the threads they continue (not one
-    # each); the six marks go out in one UPDATE at commit. The one more conversation read is for
-    # the shared fan's second message: that fan was new when the group read ahead.
+        assert worker.run_batch() >= 7
+    # One read of the seven events, of their identities, of the threads they continue and of
+    # those threads' SLA clocks (not one each); the seven marks go out in one UPDATE at commit.
+    # The one more conversation read is for the shared fan's second message: that fan was new
+    # when the group read ahead.
     assert seen["SELECT inbound_event"] == 1
     assert seen["UPDATE inbound_event"] == 1
     assert seen["SELECT contact_identity"] == 1
     assert seen["SELECT conversation"] == 2
+    assert seen["SELECT sla_timer"] == 1
 
     with db.transaction(readonly=True) as s:
         convs = (
@@ -137,6 +140,7 @@ def test_a_group_reads_ahead_once_and_every_message_lands_where_it_belongs(db, s
             for m in s.execute(select(Message).where(Message.direction == "in")).scalars()
         }
         assert texts["第二条"] == first["old"]  # appended to the open conversation
+        assert texts["还在吗"] == first["old2"]
         assert texts["又来了"] not in (first["gone"], first["old"])  # a new one, not the resolved
         by_id = {c.id: c for c in convs}
         assert by_id[first["old"]].message_count == 2
@@ -155,9 +159,13 @@ def test_a_group_reads_ahead_once_and_every_message_lands_where_it_belongs(db, s
             second,
         }
         assert (
-            s.execute(select(func.count()).select_from(Contact)).scalar_one() == 5
-        )  # old gone new1 new2 shared
-        assert len(convs) == 2 + 5
+            s.execute(select(func.count()).select_from(Contact)).scalar_one() == 6
+        )  # old old2 gone new1 new2 shared
+        assert len(convs) == 3 + 5
+        # the continued conversations' clocks were not started again
+        timers = s.execute(select(SlaTimer.conversation_id, SlaTimer.metric)).all()
+        assert Counter(timers)[(first["old"], "first_response")] == 1
+        assert Counter(timers)[(first["old2"], "first_response")] == 1
         assert set(s.execute(select(StoredEvent.status)).scalars()) == {"processed"}
         assert set(s.execute(select(Job.status).where(Job.kind == "inbound.process")).scalars()) == {"done"}
 
@@ -190,6 +198,35 @@ def test_two_identities_of_one_person_writing_in_one_group_share_the_conversatio
         ).all()
         assert len(rows) == 2 and len({r[0] for r in rows}) == 1  # the second joined the first's
         assert s.execute(select(func.count()).where(Conversation.status != "resolved")).scalar_one() == 1
+
+
+def test_two_identities_continuing_one_conversation_in_one_group_start_its_clocks_once(
+    db, settings, workspace
+) -> None:  # type: ignore[no-untyped-def]
+    ns = f"webhook:{workspace.channel_id}"
+    _accept(
+        db,
+        workspace.id,
+        workspace.channel_id,
+        [_event("e1", "a", "一", ns, "13800000000"), _event("e2", "b", "二", ns, "13800000000")],
+    )
+    Worker(db, settings).run_until_idle()
+    with db.transaction() as s:  # an open conversation without clocks (opened before any policy)
+        s.execute(delete(SlaTimer))
+        s.execute(delete(Job).where(Job.kind == "sla.check"))
+    _accept(
+        db, workspace.id, workspace.channel_id, [_event("e3", "a", "三", ns), _event("e4", "b", "四", ns)]
+    )
+    before = _fallbacks()
+    Worker(db, settings.model_copy(update={"worker_tx_seconds": 600.0})).run_until_idle()
+    assert _fallbacks() == before  # the group committed (it did not start the clocks twice)
+    with db.transaction(readonly=True) as s:
+        (conv_id,) = s.execute(select(Conversation.id)).scalars().all()
+        metrics_started = s.execute(
+            select(SlaTimer.metric).where(SlaTimer.conversation_id == conv_id)
+        ).scalars()
+        # the first message started them; the second found them (read ahead, then recorded)
+        assert sorted(metrics_started) == ["first_response", "resolution"]
 
 
 def test_events_read_ahead_for_jobs_a_group_did_not_reach_are_processed_later(
