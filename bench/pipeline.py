@@ -3,6 +3,7 @@
     .venv/bin/python bench/pipeline.py                          # SQLite file database
     .venv/bin/python bench/pipeline.py --database-url postgresql+psycopg://...   # an empty database
     .venv/bin/python bench/pipeline.py --profile 40             # + the 40 costliest functions
+    .venv/bin/python bench/pipeline.py --bare --fans 3000       # bench/scale.py's workspace instead
 
 The demo airline of bench/service_day.py (its rules: spam, emoji song, FAQ self-service, flight
 status from bookings, lost-and-found and after-sales routing, front desk; 9 agents online with
