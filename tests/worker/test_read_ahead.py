@@ -170,12 +170,10 @@ def test_a_group_reads_ahead_once_and_every_message_lands_where_it_belongs(db, s
         assert set(s.execute(select(Job.status).where(Job.kind == "inbound.process")).scalars()) == {"done"}
 
 
-def test_two_identities_of_one_person_writing_in_one_group_share_the_conversation_the_first_opens(
-    db, settings, workspace
-) -> None:  # type: ignore[no-untyped-def]
+def _one_person_two_ids(db: Database, settings: Any, workspace: Any) -> None:
+    """One person behind two ids "a" and "b" of the account (joined by the phone number they
+    gave), with the conversation their first messages opened."""
     ns = f"webhook:{workspace.channel_id}"
-    # One person behind two ids of the account (joined by the phone number they gave), and no
-    # conversation open when the group reads ahead.
     _accept(
         db,
         workspace.id,
@@ -183,15 +181,29 @@ def test_two_identities_of_one_person_writing_in_one_group_share_the_conversatio
         [_event("e1", "a", "一", ns, "13800000000"), _event("e2", "b", "二", ns, "13800000000")],
     )
     Worker(db, settings).run_until_idle()
-    with db.transaction() as s:
+    with db.transaction(readonly=True) as s:
         assert s.execute(select(func.count(func.distinct(ContactIdentity.contact_id)))).scalar_one() == 1
-        s.execute(update(Conversation).values(status="resolved", resolved_at=func.now()))
+        assert s.execute(select(func.count()).select_from(Conversation)).scalar_one() == 1
+
+
+def _both_write_in_one_group(db: Database, settings: Any, workspace: Any) -> None:
+    """ "a" and "b" write again, and their two jobs share one transaction, which commits."""
+    ns = f"webhook:{workspace.channel_id}"
     _accept(
         db, workspace.id, workspace.channel_id, [_event("e3", "a", "三", ns), _event("e4", "b", "四", ns)]
     )
     before = _fallbacks()
     Worker(db, settings.model_copy(update={"worker_tx_seconds": 600.0})).run_until_idle()
-    assert _fallbacks() == before  # the group committed (it did not try a second conversation)
+    assert _fallbacks() == before  # the group did not fail and run again job by job
+
+
+def test_two_identities_of_one_person_writing_in_one_group_share_the_conversation_the_first_opens(
+    db, settings, workspace
+) -> None:  # type: ignore[no-untyped-def]
+    _one_person_two_ids(db, settings, workspace)
+    with db.transaction() as s:  # no conversation open when the group reads ahead
+        s.execute(update(Conversation).values(status="resolved", resolved_at=func.now()))
+    _both_write_in_one_group(db, settings, workspace)  # and it did not try a second conversation
     with db.transaction(readonly=True) as s:
         rows = s.execute(
             select(Message.conversation_id).where(Message.text.in_(["三", "四"]), Message.direction == "in")
@@ -203,23 +215,11 @@ def test_two_identities_of_one_person_writing_in_one_group_share_the_conversatio
 def test_two_identities_continuing_one_conversation_in_one_group_start_its_clocks_once(
     db, settings, workspace
 ) -> None:  # type: ignore[no-untyped-def]
-    ns = f"webhook:{workspace.channel_id}"
-    _accept(
-        db,
-        workspace.id,
-        workspace.channel_id,
-        [_event("e1", "a", "一", ns, "13800000000"), _event("e2", "b", "二", ns, "13800000000")],
-    )
-    Worker(db, settings).run_until_idle()
+    _one_person_two_ids(db, settings, workspace)
     with db.transaction() as s:  # an open conversation without clocks (opened before any policy)
         s.execute(delete(SlaTimer))
         s.execute(delete(Job).where(Job.kind == "sla.check"))
-    _accept(
-        db, workspace.id, workspace.channel_id, [_event("e3", "a", "三", ns), _event("e4", "b", "四", ns)]
-    )
-    before = _fallbacks()
-    Worker(db, settings.model_copy(update={"worker_tx_seconds": 600.0})).run_until_idle()
-    assert _fallbacks() == before  # the group committed (it did not start the clocks twice)
+    _both_write_in_one_group(db, settings, workspace)  # and it did not start the clocks twice
     with db.transaction(readonly=True) as s:
         (conv_id,) = s.execute(select(Conversation.id)).scalars().all()
         metrics_started = s.execute(
