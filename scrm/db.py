@@ -221,6 +221,42 @@ def tx_forget(session: Session, *keys: Any) -> None:
             memo[1].pop(key, None)
 
 
+_NOT_READ = object()
+
+
+class ReadAhead:
+    """Rows a group of jobs read in one statement for the jobs that follow in the same
+    transaction (see `JobKind.read_ahead`), kept in the transaction's memo: any rollback, a
+    savepoint's too, empties it, and a job then reads for itself.
+
+    `put` stores an answer for every key asked (None: no such row then). `get` returns the
+    stored answer, or `NOT_READ` for a key nobody read ahead; `pop` does the same and forgets
+    it. Code that creates what a key names calls `record`, so that a later job of the group
+    sees it; nothing else may change what a stored answer says.
+    """
+
+    NOT_READ: Any = _NOT_READ
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def put(self, session: Session, answers: dict[Any, Any], keys: Any = None) -> None:
+        memo = tx_memo(session)
+        for key in answers if keys is None else keys:
+            memo[(self.name, key)] = answers.get(key)
+
+    def get(self, session: Session, key: Any) -> Any:
+        return tx_memo(session).get((self.name, key), _NOT_READ)
+
+    def pop(self, session: Session, key: Any) -> Any:
+        return tx_memo(session).pop((self.name, key), _NOT_READ)
+
+    def record(self, session: Session, key: Any, value: Any) -> None:
+        memo = tx_memo(session)
+        if (self.name, key) in memo:
+            memo[(self.name, key)] = value
+
+
 def undone_by(txn: SessionTransaction | None, rolled_back: SessionTransaction) -> bool:
     """Was work done in `txn` undone by the rollback of `rolled_back` (the same transaction or
     one that encloses it)? For state kept per savepoint (after_soft_rollback listeners)."""

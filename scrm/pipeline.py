@@ -25,7 +25,7 @@ from scrm.channels.base import InboundEvent
 from scrm.config import Settings
 from scrm.contact import service as contact_service
 from scrm.conversation import service as conversation_service
-from scrm.db import tx_memo
+from scrm.db import ReadAhead
 from scrm.inbound import codec
 from scrm.inbound import service as inbound_service
 from scrm.models import ChannelAccount, Contact, ContactIdentity, Conversation, Message, Workspace
@@ -153,6 +153,9 @@ SUBSCRIPTION_EVENTS = {
 }
 
 
+_decoded_ahead = ReadAhead("inbound_decoded")  # (workspace id, event id) -> InboundEvent
+
+
 def read_ahead(session: Session, jobs: list[tuple[int, dict[str, Any]]]) -> None:
     """Before a group of inbound jobs shares a transaction: their events, their senders'
     identities and contacts, the threads they continue and what the steps read of those
@@ -161,12 +164,11 @@ def read_ahead(session: Session, jobs: list[tuple[int, dict[str, Any]]]) -> None
     by_workspace: dict[int, list[int]] = {}
     for workspace_id, payload in jobs:
         by_workspace.setdefault(workspace_id, []).append(int(payload["event_id"]))
-    memo = tx_memo(session)
     for workspace_id, event_ids in by_workspace.items():
         decoded = []
         for taken in inbound_service.read_ahead(session, workspace_id, event_ids):
             event = codec.from_json(taken.event)
-            memo[("inbound_decoded", workspace_id, taken.id)] = event
+            _decoded_ahead.put(session, {(workspace_id, taken.id): event})
             if event.kind != "unknown":
                 decoded.append((taken.channel_account_id, event))
         found = contact_service.read_ahead(session, workspace_id, [e.sender for _, e in decoded])
@@ -186,9 +188,9 @@ def process_inbound(ctx: JobContext, payload: dict[str, Any]) -> None:
     row = inbound_service.take(session, ctx.workspace_id, int(payload["event_id"]))
     if row is None:
         return
-    event = tx_memo(session).pop(("inbound_decoded", ctx.workspace_id, row.id), None) or codec.from_json(
-        row.event
-    )
+    event = _decoded_ahead.pop(session, (ctx.workspace_id, row.id))
+    if event is ReadAhead.NOT_READ:
+        event = codec.from_json(row.event)
     account = workspace.get_channel_account(session, ctx.workspace_id, row.channel_account_id)
     if event.kind == "unknown":
         log.info("unknown %s event %s stored and acknowledged", account.kind, row.external_id)

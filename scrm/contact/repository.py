@@ -22,17 +22,14 @@ def identity(session: Session, workspace_id: int, namespace: str, external_id: s
     ).scalar_one_or_none()
 
 
-_IDENTITY_WITH_CONTACT = (
-    select(ContactIdentity, Contact)
-    .outerjoin(
-        Contact,
-        and_(Contact.workspace_id == ContactIdentity.workspace_id, Contact.id == ContactIdentity.contact_id),
-    )
-    .where(
-        ContactIdentity.workspace_id == bindparam("ws"),
-        ContactIdentity.namespace == bindparam("ns"),
-        ContactIdentity.external_id == bindparam("ext"),
-    )
+_WITH_CONTACT = select(ContactIdentity, Contact).outerjoin(
+    Contact,
+    and_(Contact.workspace_id == ContactIdentity.workspace_id, Contact.id == ContactIdentity.contact_id),
+)
+_IDENTITY_WITH_CONTACT = _WITH_CONTACT.where(
+    ContactIdentity.workspace_id == bindparam("ws"),
+    ContactIdentity.namespace == bindparam("ns"),
+    ContactIdentity.external_id == bindparam("ext"),
 )
 
 
@@ -53,14 +50,7 @@ def identities_with_contacts(
     if not keys:
         return {}
     rows = session.execute(
-        select(ContactIdentity, Contact)
-        .outerjoin(
-            Contact,
-            and_(
-                Contact.workspace_id == ContactIdentity.workspace_id, Contact.id == ContactIdentity.contact_id
-            ),
-        )
-        .where(
+        _WITH_CONTACT.where(
             ContactIdentity.workspace_id == workspace_id,
             tuple_(ContactIdentity.namespace, ContactIdentity.external_id).in_(list(keys)),
         )

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from scrm.channels.base import InboundEvent, Sender
 from scrm.contact import repository
 from scrm.contact.schemas import ContactIn
-from scrm.db import tx_memo
+from scrm.db import ReadAhead
 from scrm.errors import NotFound
 from scrm.kit.geo import valid_point
 from scrm.kit.time import utcnow
@@ -43,6 +43,10 @@ def _follow_merges(session: Session, workspace_id: int, contact: Contact) -> Con
     return contact
 
 
+# (workspace id, namespace, external id) -> (identity, contact) or None
+_identities_ahead = ReadAhead("identity")
+
+
 def read_ahead(
     session: Session, workspace_id: int, senders: Sequence[Sender]
 ) -> dict[tuple[str, str], tuple[ContactIdentity, Contact | None]]:
@@ -51,9 +55,9 @@ def read_ahead(
     (namespace, external id)."""
     keys = list(dict.fromkeys((s.namespace, s.external_id) for s in senders))
     found = repository.identities_with_contacts(session, workspace_id, keys)
-    memo = tx_memo(session)
-    for key in keys:
-        memo[("identity", workspace_id, *key)] = found.get(key)
+    _identities_ahead.put(
+        session, {(workspace_id, *k): v for k, v in found.items()}, [(workspace_id, *k) for k in keys]
+    )
     return found
 
 
@@ -63,11 +67,9 @@ def resolve(session: Session, workspace_id: int, sender: Sender) -> Resolved:
     Identities join people across channels: a WeChat unionid, a phone number the sender gave,
     or an imported Weibo uid / openid all lead to the same contact.
     """
-    memo = tx_memo(session)
-    key = ("identity", workspace_id, sender.namespace, sender.external_id)
-    if key in memo:  # read ahead (None: there was no such identity then); kept up to date below
-        found = memo[key]
-    else:
+    key = (workspace_id, sender.namespace, sender.external_id)
+    found = _identities_ahead.get(session, key)  # None: there was no such identity then
+    if found is ReadAhead.NOT_READ:
         found = repository.identity_with_contact(session, workspace_id, sender.namespace, sender.external_id)
     if found is not None:
         ident, contact = found
@@ -117,8 +119,7 @@ def resolve(session: Session, workspace_id: int, sender: Sender) -> Resolved:
         winner = repository.get(session, workspace_id, ident.contact_id)
         assert winner is not None
         contact, created = winner, False
-    if key in memo:
-        memo[key] = (ident, contact)  # a later sender with this identity in the transaction
+    _identities_ahead.record(session, key, (ident, contact))  # for a later sender in the group
     _refresh(contact, ident, sender)
     return Resolved(contact, ident, created)
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from scrm import events
 from scrm.channels.base import InboundEvent
 from scrm.conversation import repository
-from scrm.db import tx_memo
+from scrm.db import ReadAhead
 from scrm.errors import Conflict, Invalid, NotFound
 from scrm.governance.service import audit
 from scrm.kit.ids import new_id
@@ -40,6 +40,10 @@ def record_activity(
     repository.queue_activity(session, conversation.workspace_id, conversation.id, kind, actor_id, data)
 
 
+# (workspace id, channel account, contact, thread key) -> the open conversation or None
+_threads_ahead = ReadAhead("open_thread")
+
+
 def read_ahead_threads(
     session: Session, workspace_id: int, keys: Sequence[tuple[int, int, str]]
 ) -> list[Conversation]:
@@ -48,20 +52,18 @@ def read_ahead_threads(
     those found."""
     keys = list(dict.fromkeys(keys))
     found = repository.open_threads(session, workspace_id, keys)
-    memo = tx_memo(session)
-    for key in keys:
-        memo[("open_thread", workspace_id, *key)] = found.get(key)
+    _threads_ahead.put(
+        session, {(workspace_id, *k): v for k, v in found.items()}, [(workspace_id, *k) for k in keys]
+    )
     return list(found.values())
 
 
 def _open_thread(
     session: Session, workspace_id: int, channel_account_id: int, contact_id: int, thread_key: str
 ) -> Conversation | None:
-    memo = tx_memo(session)
-    key = ("open_thread", workspace_id, channel_account_id, contact_id, thread_key)
-    if key not in memo:
+    conv = _threads_ahead.get(session, (workspace_id, channel_account_id, contact_id, thread_key))
+    if conv is ReadAhead.NOT_READ:
         return repository.open_thread(session, workspace_id, channel_account_id, contact_id, thread_key)
-    conv = memo[key]
     if conv is None:
         return None  # none was open when read ahead, and append_inbound records the one it opens
     if conv.status == "resolved" or conv.contact_id != contact_id:  # changed since: ask again
@@ -111,10 +113,8 @@ def append_inbound(
             last_message_at=now,
         )
         session.add(conv)
-        memo = tx_memo(session)
-        key = ("open_thread", workspace_id, channel_account_id, contact.id, event.thread_key)
-        if key in memo:
-            memo[key] = conv  # for a later message on this thread in the same transaction
+        # for a later message on this thread in the group
+        _threads_ahead.record(session, (workspace_id, channel_account_id, contact.id, event.thread_key), conv)
         record_activity(session, conv, "created", channel_account_id=str(channel_account_id))
     elif conv.status == "pending":
         conv.status = "open"

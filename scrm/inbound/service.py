@@ -25,7 +25,7 @@ from scrm.channels.base import (
     json_problem,
     text_problem,
 )
-from scrm.db import CommitBuffer, tx_memo
+from scrm.db import CommitBuffer, ReadAhead
 from scrm.inbound import codec, repository
 from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
@@ -223,14 +223,13 @@ def _mark_processed(session: Session, keys: list[tuple[int, int]]) -> None:
 # Events taken from a read-ahead are marked processed in one UPDATE at commit; a count that
 # falls short fails the commit (see TakenMeanwhile).
 _marks = CommitBuffer("inbound_marks", _mark_processed)
+_ahead = ReadAhead("inbound_take")  # (workspace id, event id) -> Taken
 
 
 def read_ahead(session: Session, workspace_id: int, event_ids: Sequence[int]) -> list[repository.Taken]:
     """Read a group's unprocessed events in one statement, for `take` in the same transaction."""
     taken = repository.unprocessed(session, workspace_id, event_ids)
-    memo = tx_memo(session)
-    for t in taken:
-        memo[("inbound_take", workspace_id, t.id)] = t
+    _ahead.put(session, {(workspace_id, t.id): t for t in taken})
     return taken
 
 
@@ -240,8 +239,8 @@ def take(session: Session, workspace_id: int, event_id: int) -> repository.Taken
 
     An event read ahead (`read_ahead`) costs no statement here: its mark is written with the
     others at commit, and the commit fails if another transaction processed it meanwhile."""
-    ahead = tx_memo(session).pop(("inbound_take", workspace_id, event_id), None)
-    if ahead is None:
+    ahead = _ahead.pop(session, (workspace_id, event_id))
+    if ahead is ReadAhead.NOT_READ:
         return repository.take_for_processing(session, workspace_id, event_id)
     _marks.add(session, (workspace_id, event_id))
     return ahead

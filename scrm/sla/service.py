@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from scrm import events
 from scrm.conversation import service as conversation_service
 from scrm.conversation.repository import InboxFilter
-from scrm.db import memo_depends_on, tx_forget, tx_memo
+from scrm.db import ReadAhead, memo_depends_on, tx_forget, tx_memo
 from scrm.errors import Invalid, NotFound
 from scrm.kit.ids import new_id
 from scrm.kit.time import as_utc, to_local, utcnow
@@ -293,17 +293,20 @@ def in_business_hours(
 
 
 # -- timers --------------------------------------------------------------------------------------
+# (workspace id, conversation id) -> its timers (a list that _start appends to)
+_timers_ahead = ReadAhead("sla_timers")
+
+
 def read_ahead_timers(session: Session, workspace_id: int, conversation_ids: Sequence[int]) -> None:
     """Read many conversations' timers in one statement, for the `on_inbound` calls that follow
     in the same transaction (a group of inbound jobs)."""
-    memo = tx_memo(session)
-    for conv_id, found in repository.timers(session, workspace_id, conversation_ids).items():
-        memo[("sla_timers", workspace_id, conv_id)] = found
+    found = repository.timers(session, workspace_id, conversation_ids)
+    _timers_ahead.put(session, {(workspace_id, conv_id): timers for conv_id, timers in found.items()})
 
 
 def _timers(session: Session, conv: Conversation) -> list[SlaTimer]:
-    ahead = tx_memo(session).get(("sla_timers", conv.workspace_id, conv.id))
-    if ahead is not None:  # read ahead, and kept up to date by _start
+    ahead = _timers_ahead.get(session, (conv.workspace_id, conv.id))
+    if ahead is not ReadAhead.NOT_READ:  # kept up to date by _start
         return list(ahead)
     return repository.timers(session, conv.workspace_id, [conv.id])[conv.id]
 
@@ -354,8 +357,8 @@ def _start(
         priority=conv.priority,
     )
     session.add(timer)
-    ahead = tx_memo(session).get(("sla_timers", conv.workspace_id, conv.id))
-    if ahead is not None:
+    ahead = _timers_ahead.get(session, (conv.workspace_id, conv.id))
+    if ahead is not ReadAhead.NOT_READ:
         ahead.append(timer)
     if schedule:
         _schedule(session, timer)

@@ -19,8 +19,21 @@ from scrm.models import Job
 # Statements built once with bound parameters (the enqueue is on the ingest hot path).
 _JOB_TABLE = cast(Table, Job.__table__)
 _PLAIN_INSERT = insert(_JOB_TABLE)
-_IDEMPOTENT_INSERT: dict[str, Any] = {}
-_IDEMPOTENT_INSERT_MANY: dict[str, Any] = {}
+_IDEMPOTENT_INSERT: dict[tuple[str, bool], Any] = {}
+
+
+def _idempotent_insert(session: Session, *, returning: bool) -> Any:
+    """`INSERT … ON CONFLICT DO NOTHING` on the job table (a taken key inserts nothing), built
+    once per dialect; with `returning`, it answers the new row's id."""
+    dialect = session.get_bind().dialect.name
+    stmt = _IDEMPOTENT_INSERT.get((dialect, returning))
+    if stmt is None:
+        ins = pg_insert(_JOB_TABLE) if dialect == "postgresql" else sqlite_insert(_JOB_TABLE)
+        stmt = ins.on_conflict_do_nothing()
+        if returning:
+            stmt = stmt.returning(_JOB_TABLE.c.id)
+        _IDEMPOTENT_INSERT[(dialect, returning)] = stmt
+    return stmt
 
 
 def job_values(
@@ -54,12 +67,9 @@ def insert_job(session: Session, values: dict[str, Any]) -> int | None:
     if values["idempotency_key"] is None:
         session.connection().execute(_PLAIN_INSERT, values)
         return int(values["id"])
-    dialect = session.get_bind().dialect.name
-    stmt = _IDEMPOTENT_INSERT.get(dialect)
-    if stmt is None:
-        ins = pg_insert(_JOB_TABLE) if dialect == "postgresql" else sqlite_insert(_JOB_TABLE)
-        stmt = _IDEMPOTENT_INSERT[dialect] = ins.on_conflict_do_nothing().returning(_JOB_TABLE.c.id)
-    return session.connection().execute(stmt, values).scalar_one_or_none()
+    return (
+        session.connection().execute(_idempotent_insert(session, returning=True), values).scalar_one_or_none()
+    )
 
 
 def delete_queued(session: Session, workspace_id: int, kind: str, idempotency_keys: Sequence[str]) -> int:
@@ -80,14 +90,8 @@ def delete_queued(session: Session, workspace_id: int, kind: str, idempotency_ke
 
 def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert many jobs in one executemany; one whose idempotency key is taken is skipped."""
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    stmt = _IDEMPOTENT_INSERT_MANY.get(dialect)
-    if stmt is None:
-        ins = pg_insert(_JOB_TABLE) if dialect == "postgresql" else sqlite_insert(_JOB_TABLE)
-        stmt = _IDEMPOTENT_INSERT_MANY[dialect] = ins.on_conflict_do_nothing()
-    session.connection().execute(stmt, list(rows))
+    if rows:
+        session.connection().execute(_idempotent_insert(session, returning=False), list(rows))
 
 
 def claim(session: Session, *, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
