@@ -180,6 +180,8 @@ def test_an_unknown_job_kind_is_refused_and_queues_nothing(db, workspace) -> Non
         with pytest.raises(ValueError, match=r"unknown job kind 'no\.such'"):
             enqueue(s, workspace.id, "no.such", {"n": 2})
         with pytest.raises(ValueError, match=r"unknown job kind 'no\.such'"):
+            schedule(s, workspace.id, "no.such", {"n": 4}, idempotency_key="k", run_at=utcnow())
+        with pytest.raises(ValueError, match=r"unknown job kind 'no\.such'"):
             enqueue_many(
                 s, [(workspace.id, "test.record", {"n": 3}, None), (workspace.id, "no.such", {}, None)]
             )
