@@ -36,7 +36,7 @@ SCRM = str(ROOT / ".venv" / "bin" / "scrm")
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------------
-def start_postgres(tmp: Path) -> tuple[str, list[str]]:
+def start_postgres(tmp: Path, *, stat_statements: bool = False) -> tuple[str, list[str]]:
     """A throwaway cluster (as in scripts/test, but durable: fsync and synchronous_commit on)."""
     pgbin = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1]
     data = tmp / "pg"
@@ -56,9 +56,29 @@ def start_postgres(tmp: Path) -> tuple[str, list[str]]:
         "-c shared_buffers=512MB -c synchronous_commit=on -c wal_compression=on "
         "-c checkpoint_timeout=15min -c max_wal_size=4GB"
     )
+    if stat_statements:
+        opts += " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on"
     ctl = [*as_pg, str(pgbin / "pg_ctl"), "-D", str(data / "data"), "-l", str(data / "log")]
     subprocess.run([*ctl, "-w", "-o", opts, "start"], check=True, capture_output=True)
     return f"postgresql+psycopg://scrm@127.0.0.1:{port}/postgres", ctl
+
+
+def print_pg_statements(probe: Probe, top: int, events: int) -> None:
+    """The server's time per statement (planning + execution) since the warm-up, per event."""
+    from sqlalchemy import text
+
+    with probe.db.transaction(readonly=True) as s:
+        rows = s.execute(
+            text(
+                "SELECT calls, total_plan_time + total_exec_time AS ms, rows, query FROM pg_stat_statements "
+                "ORDER BY total_plan_time + total_exec_time DESC LIMIT :top"
+            ),
+            {"top": top},
+        ).all()
+    print(f"PostgreSQL statements by server time (ms per event, calls per event), {events} events:")
+    for calls, ms, nrows, query in rows:
+        q = " ".join(query.split())
+        print(f"  {ms / events:7.3f} ms {calls / events:6.2f}x {nrows / max(1, calls):7.1f} rows  {q[:160]}")
 
 
 # -- processes ----------------------------------------------------------------------------------
@@ -292,6 +312,12 @@ def main() -> None:
     ap.add_argument("--chart", default=str(ROOT / "docs" / "scale_soak_rss.png"))
     ap.add_argument("--only", default="", help="comma list: throughput,latency,scaling,soak,burst")
     ap.add_argument("--rate", type=float, default=0, help="end-to-end capacity, if throughput is skipped")
+    ap.add_argument(
+        "--pg-statements",
+        type=int,
+        default=0,
+        help="after the throughput run, print PostgreSQL's N costliest statements (pg_stat_statements)",
+    )
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so `finally` stops everything
@@ -300,7 +326,7 @@ def main() -> None:
     url = args.database_url
     pgdata: Path | None = None
     if not url:
-        url, ctl = start_postgres(tmp)
+        url, ctl = start_postgres(tmp, stat_statements=args.pg_statements > 0)
         pgdata = tmp / "pg" / "data"
     env = dict(
         os.environ,
@@ -331,17 +357,26 @@ def main() -> None:
         procs.start_workers(args.workers, args.threads)
         send(ports, build(400, channel_id, secret, "warm", ports), None, args.connections)
         probe.wait_drained("warm", 400, 300)
+        if args.pg_statements and ctl:
+            from sqlalchemy import text
+
+            with probe.db.transaction() as s:
+                s.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+                s.execute(text("SELECT pg_stat_statements_reset()"))
         max_rate = args.rate
 
         if not only or "throughput" in only:
             # 1. End-to-end: all events in as fast as the API takes them, until the last is processed.
             n = args.events
             reqs = build(n, channel_id, secret, "tput", ports)
+            cpu0 = cpu_split(procs, pgdata) | {"client": cpu_seconds(os.getpid())}
             t0 = time.monotonic()
             r = send(ports, reqs, None, args.connections)
             ingest_s = r.duration
             drained = probe.wait_drained("tput", n, 900)
             total = time.monotonic() - t0
+            cpu1 = cpu_split(procs, pgdata) | {"client": cpu_seconds(os.getpid())}
+            busy = sum(cpu1[k] - cpu0[k] for k in cpu1) / total / (os.cpu_count() or 1)
             max_rate = n / total
             log(
                 "throughput",
@@ -354,8 +389,13 @@ def main() -> None:
                     "drain_after_ingest_s": round(drained - 0, 1),
                     "statuses": r.statuses,
                     "http_p99_ms": round(r.pct(99) * 1000, 1),
+                    # Where the cores went: the load generator (this process) shares the machine.
+                    "cpu_ms_per_event": {k: round((cpu1[k] - cpu0[k]) * 1000 / n, 2) for k in cpu1},
+                    "cpu_busy_share": round(busy, 2),
                 },
             )
+            if args.pg_statements and ctl:
+                print_pg_statements(probe, args.pg_statements, n)
 
         if not only or "latency" in only:
             probe.wait_idle()

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import BindParameter
 
 from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
@@ -94,6 +95,15 @@ def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         session.connection().execute(_idempotent_insert(session, returning=False), list(rows))
 
 
+# Written into the SQL, not bound: only a literal predicate lets the planner prove that
+# ix_job_ordering_active (partial: status IN ('queued', 'running')) applies. With a bound one,
+# PostgreSQL's generic plan for the prepared claim (and SQLite's every plan) walked the primary
+# key instead, ~2,000 rows per candidate: 90 ms a claim and three quarters of the server's CPU under load.
+_ACTIVE_STATUSES: BindParameter[list[str]] = bindparam(
+    "active_statuses", ["queued", "running"], expanding=True, literal_execute=True
+)
+
+
 def claim(session: Session, *, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
     """Claim up to `limit` due jobs, honouring per-ordering-key order, and lease them.
 
@@ -107,7 +117,7 @@ def claim(session: Session, *, worker_id: str, limit: int, lease_seconds: float)
         earlier.workspace_id == Job.workspace_id,
         earlier.ordering_key == Job.ordering_key,
         earlier.id < Job.id,
-        earlier.status.in_(("queued", "running")),
+        earlier.status.in_(_ACTIVE_STATUSES),
     )
     pg = session.get_bind().dialect.name == "postgresql"
     keys: list[tuple[int, int]] = []
