@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -25,7 +25,7 @@ class Entity:
     end: int
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"type": self.type, "value": self.value, "start": self.start, "end": self.end}
 
 
 # IATA codes of airlines that fans of a Chinese brand mention most (mainland, HK/TW/Macau and major

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ def test_lost_item_triage(analyzer: Analyzer) -> None:
     types = {(e.type, e.value) for e in tri.entities}
     assert {("flight_no", "MU5137"), ("seat", "32C"), ("place", "上海"), ("place", "成都")} <= types
     d = tri.to_dict()
+    assert d == dataclasses.asdict(tri)  # every field, nothing shared with the Triage
     assert d["entities"][0].keys() == {"type", "value", "start", "end"}
     assert 0.0 <= d["sentiment_score"] <= 1.0
 
