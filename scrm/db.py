@@ -10,12 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import ColumnElement, DateTime, Engine, and_, create_engine, event, or_
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -255,6 +255,25 @@ class ReadAhead:
         memo = tx_memo(session)
         if (self.name, key) in memo:
             memo[(self.name, key)] = value
+
+
+def keys_in(columns: Sequence[Any], keys: Iterable[Sequence[Any]]) -> ColumnElement[bool]:
+    """`(c1, …, cn) IN (keys)`, written as `c1 = a AND … AND cn IN (…)` per distinct prefix.
+
+    PostgreSQL expands a row-value IN list into ORs of row comparisons that its planner often
+    does not match to the index on those columns: marking 6 jobs done scanned 10,000 rows of a
+    workspace. `cn = ANY(…)` under equalities is a plain index condition.
+    """
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for key in keys:
+        groups.setdefault(tuple(key[:-1]), []).append(key[-1])
+    head, last = list(columns[:-1]), columns[-1]
+    return or_(
+        *(
+            and_(*(c == v for c, v in zip(head, prefix, strict=True)), last.in_(values))
+            for prefix, values in groups.items()
+        )
+    )
 
 
 def undone_by(txn: SessionTransaction | None, rolled_back: SessionTransaction) -> bool:

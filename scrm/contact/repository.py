@@ -4,11 +4,12 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, or_, select, tuple_
+from sqlalchemy import and_, bindparam, case, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from scrm.db import keys_in
 from scrm.models import Contact, ContactAccountState, ContactIdentity, Conversation, Membership, Order
 
 
@@ -52,7 +53,7 @@ def identities_with_contacts(
     rows = session.execute(
         _WITH_CONTACT.where(
             ContactIdentity.workspace_id == workspace_id,
-            tuple_(ContactIdentity.namespace, ContactIdentity.external_id).in_(list(keys)),
+            keys_in((ContactIdentity.namespace, ContactIdentity.external_id), keys),
         )
     ).all()
     return {(ident.namespace, ident.external_id): (ident, contact) for ident, contact in rows}

@@ -4,11 +4,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, select, tuple_, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from scrm.db import keys_in
 from scrm.kit.time import utcnow
 from scrm.models import InboundEvent
 
@@ -67,7 +68,7 @@ def mark_processed(session: Session, keys: Sequence[tuple[int, int]]) -> int:
         return 0
     result = session.connection().execute(
         _TABLE.update()
-        .where(tuple_(_TABLE.c.workspace_id, _TABLE.c.id).in_(list(keys)), _TABLE.c.status != "processed")
+        .where(keys_in((_TABLE.c.workspace_id, _TABLE.c.id), keys), _TABLE.c.status != "processed")
         .values(status="processed", processed_at=utcnow())
     )
     return int(result.rowcount or 0)

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, exists, func, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import BindParameter
 
+from scrm.db import keys_in
 from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
 from scrm.models import Job
@@ -146,7 +147,7 @@ def claim(session: Session, *, worker_id: str, limit: int, lease_seconds: float)
         chunk = keys[i : i + 500]
         rows = session.execute(
             update(Job)
-            .where(tuple_(Job.workspace_id, Job.id).in_(chunk))
+            .where(keys_in((Job.workspace_id, Job.id), chunk))
             .values(status="running", worker_id=worker_id, lease_until=lease, attempts=Job.attempts + 1)
             .returning(Job)
             .execution_options(synchronize_session=False)
@@ -166,9 +167,7 @@ def mark_many_done(session: Session, jobs: Sequence[Job], worker_id: str) -> boo
     keys = [(j.workspace_id, j.id) for j in jobs]
     result = session.execute(
         update(Job)
-        .where(
-            tuple_(Job.workspace_id, Job.id).in_(keys), Job.worker_id == worker_id, Job.status == "running"
-        )
+        .where(keys_in((Job.workspace_id, Job.id), keys), Job.worker_id == worker_id, Job.status == "running")
         .values(status="done", finished_at=utcnow(), lease_until=None, last_error=None)
         .execution_options(synchronize_session=False)
     )
