@@ -263,6 +263,9 @@ def keys_in(columns: Sequence[Any], keys: Iterable[Sequence[Any]]) -> ColumnElem
     PostgreSQL expands a row-value IN list into ORs of row comparisons that its planner often
     does not match to the index on those columns: marking 6 jobs done scanned 10,000 rows of a
     workspace. `cn = ANY(…)` under equalities is a plain index condition.
+
+    For keys with few distinct prefixes only (a workspace id, a namespace): each prefix count
+    is a different statement to compile, and many prefixes make a long OR.
     """
     groups: dict[tuple[Any, ...], list[Any]] = {}
     for key in keys:

@@ -17,16 +17,16 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    tuple_,
     union,
 )
 from sqlalchemy.orm import Session, aliased
 
-from scrm.db import CommitBuffer, keys_in
+from scrm.db import CommitBuffer
 from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
 from scrm.models import Contact, Conversation, ConversationActivity, Message
 
-_THREAD_KEY = (Conversation.channel_account_id, Conversation.contact_id, Conversation.thread_key)
 _OPEN_THREAD = select(Conversation).where(
     Conversation.workspace_id == bindparam("ws"),
     Conversation.channel_account_id == bindparam("account"),
@@ -54,7 +54,9 @@ def open_threads(
     rows = session.execute(
         select(Conversation).where(
             Conversation.workspace_id == workspace_id,
-            keys_in(_THREAD_KEY, keys),
+            tuple_(Conversation.channel_account_id, Conversation.contact_id, Conversation.thread_key).in_(
+                list(keys)
+            ),
             Conversation.status != "resolved",
         )
     ).scalars()
