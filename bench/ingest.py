@@ -64,8 +64,23 @@ print(a.id)
     return int(migrate_and_run(env, body)), "bench-secret-0123456789"
 
 
-# what every benchmark event says (bench/scale.py, bench/pipeline.py --bare)
-TEXT = "@云程航空 昨天 MU5137 上海飞成都，黑色双肩包落在 32C 座位上了，急！"
+# What benchmark events say (bench/scale.py, bench/pipeline.py --bare): fans' messages of a few
+# kinds with a varying flight, seat and order number, so that no two events say the same (a
+# batch of identical texts would flatter triage).
+_TEXTS = (
+    "@云程航空 昨天 MU{flight} 上海飞成都，黑色双肩包落在 {seat} 座位上了，急！",
+    "@云程航空 MU{flight} 又延误了，到底几点起飞？[怒]",
+    "订单 {order} 的退款怎么还没到账，都一周了",
+    "请问 MU{flight} 明天北京飞深圳还有经济舱吗？想改签",
+    "谢谢 MU{flight} 的乘务员，{seat} 座的小朋友被照顾得很好[心]",
+)
+
+
+def text(i: int) -> str:
+    """The text of benchmark event number `i`."""
+    return _TEXTS[i % len(_TEXTS)].format(
+        flight=5000 + i % 997, seat=f"{1 + i % 45}{'ABCDEFGHJK'[i % 10]}", order=f"YC{20260000 + i}"
+    )
 
 
 def make_requests(
@@ -80,7 +95,7 @@ def make_requests(
                 "id": f"{run}-{i}",
                 "type": "message",
                 "sender": {"id": f"fan-{i % senders}", "name": "粉丝"},
-                "text": TEXT,
+                "text": text(i),
                 "sent_at": sent_at,
             },
             ensure_ascii=False,

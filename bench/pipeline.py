@@ -106,7 +106,7 @@ def main() -> None:
         batch: list[Any] = []
         for i in range(args.events):
             text = (
-                ingest.TEXT
+                ingest.text(i)
                 if args.bare
                 else rnd.choice(texts).format(f="MU5137", s="32C", n=rnd.randrange(1000, 9999))
             )

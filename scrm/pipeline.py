@@ -97,9 +97,18 @@ def steps() -> list[tuple[int, str, Step]]:
     return list(_STEPS)
 
 
-# A step's reads for a group of inbound jobs (see `read_ahead`), given the open conversations
-# the group's messages continue.
-StepReadAhead = Callable[[Session, int, list[Conversation]], None]
+@dataclass
+class GroupAhead:
+    """What `read_ahead` found for a group of inbound jobs of one workspace: its decoded
+    events with the sender's contact (None: a new fan), and the open conversations its
+    messages continue."""
+
+    events: list[tuple[InboundEvent, Contact | None]]
+    conversations: list[Conversation]
+
+
+# A step's reads (or batched work) for a group of inbound jobs: see `read_ahead`.
+StepReadAhead = Callable[[Session, int, GroupAhead], None]
 _READ_AHEADS: list[tuple[str, StepReadAhead]] = []
 
 
@@ -173,13 +182,16 @@ def read_ahead(session: Session, jobs: list[tuple[int, dict[str, Any]]]) -> None
                 decoded.append((taken.channel_account_id, event))
         found = contact_service.read_ahead(session, workspace_id, [e.sender for _, e in decoded])
         threads = []
+        senders: list[tuple[InboundEvent, Contact | None]] = []
         for account_id, event in decoded:
             _ident, contact = found.get((event.sender.namespace, event.sender.external_id), (None, None))
+            senders.append((event, contact))
             if event.kind in MESSAGE_KINDS and contact is not None and contact.merged_into_id is None:
                 threads.append((account_id, contact.id, event.thread_key))
         continued = conversation_service.read_ahead_threads(session, workspace_id, threads)
+        group = GroupAhead(senders, continued)
         for _name, step_read_ahead in _READ_AHEADS:
-            step_read_ahead(session, workspace_id, continued)
+            step_read_ahead(session, workspace_id, group)
 
 
 @job("inbound.process", max_attempts=10, shares_transaction=True, read_ahead=read_ahead)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from scrm import events
 from scrm.config import get_settings
 from scrm.conversation import service as conversation_service
-from scrm.db import Database
+from scrm.db import Database, ReadAhead
 from scrm.errors import Invalid, NotFound
 from scrm.models import Message, TriageCorrection
 from scrm.nlp import repository
@@ -22,7 +22,7 @@ from scrm.nlp.service import (
     set_workspace_examples_provider,
     train_workspace,
 )
-from scrm.pipeline import PipelineContext, register_step
+from scrm.pipeline import MESSAGE_KINDS, GroupAhead, PipelineContext, register_read_ahead, register_step
 from scrm.worker.registry import job, warmup
 from scrm.worker.runner import JobContext, periodic
 from scrm.workspace import service as workspace_service
@@ -51,16 +51,45 @@ def load_models() -> None:
     get_analyzer()
 
 
+# (workspace id, text, followers) -> Triage: what the analysis of a message depends on.
+_triaged_ahead = ReadAhead("triaged")
+
+
+@register_read_ahead("triage")
+def read_ahead_triage(session: Session, workspace_id: int, group: GroupAhead) -> None:
+    """Triage a group's messages in one batch: the models run on the whole batch at once, at
+    about a fifth of the cost per message of one at a time. The step uses a result only if its
+    message has the text and its contact the followers guessed here (as `contact.resolve` will
+    leave them: the sender's count if the channel sent one); otherwise it triages alone."""
+    wanted: dict[tuple[str, int | None], None] = {}
+    for event, contact in group.events:
+        if event.kind in MESSAGE_KINDS and event.text:
+            followers = event.sender.followers
+            if followers is None and contact is not None:
+                followers = contact.followers
+            wanted[(event.text, followers)] = None
+    if not wanted:
+        return
+    ws = workspace_service.get_workspace_by_id(session, workspace_id)
+    keys = list(wanted)
+    results = get_analyzer(ws.slug).analyze_many(
+        [text for text, _ in keys], catalogue=_catalogue(ws.settings), followers=[f for _, f in keys]
+    )
+    _triaged_ahead.put(session, {(workspace_id, *k): r for k, r in zip(keys, results, strict=True)})
+
+
 @register_step(100, "triage")
 def triage_step(ctx: PipelineContext) -> None:
     """Label the message (intent, sentiment, emotion, entities, spam, urgency) before rules run."""
     if ctx.message is None or ctx.conversation is None or not ctx.message.text:
         return
-    ws = workspace_service.get_workspace_by_id(ctx.session, ctx.workspace_id)
-    analyzer = get_analyzer(ws.slug)
-    result = analyzer.analyze(
-        ctx.message.text, catalogue=_catalogue(ws.settings), followers=ctx.contact.followers
-    ).to_dict()
+    triage = _triaged_ahead.get(ctx.session, (ctx.workspace_id, ctx.message.text, ctx.contact.followers))
+    if triage is ReadAhead.NOT_READ:
+        ws = workspace_service.get_workspace_by_id(ctx.session, ctx.workspace_id)
+        triage = get_analyzer(ws.slug).analyze(
+            ctx.message.text, catalogue=_catalogue(ws.settings), followers=ctx.contact.followers
+        )
+    result = triage.to_dict()
     ctx.message.triage = result
     ctx.facts["triage"] = result
     conv = ctx.conversation

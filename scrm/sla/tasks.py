@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from scrm import events
 from scrm.models import Conversation
-from scrm.pipeline import PipelineContext, register_read_ahead, register_step
+from scrm.pipeline import GroupAhead, PipelineContext, register_read_ahead, register_step
 from scrm.sla import service
 from scrm.worker.registry import job, warmup
 from scrm.worker.runner import JobContext
@@ -36,8 +36,8 @@ def sla_step(ctx: PipelineContext) -> None:
 
 
 @register_read_ahead("sla")
-def read_ahead_timers(session: Session, workspace_id: int, conversations: list[Conversation]) -> None:
-    service.read_ahead_timers(session, workspace_id, [c.id for c in conversations])
+def read_ahead_timers(session: Session, workspace_id: int, group: GroupAhead) -> None:
+    service.read_ahead_timers(session, workspace_id, [c.id for c in group.conversations])
 
 
 @job("sla.check", max_attempts=10, shares_transaction=True)
