@@ -73,7 +73,7 @@ class Worker:
     db: Database
     settings: Settings
     concurrency: int = 1
-    batch_size: int = 20
+    batch_size: int = 0  # jobs per claim; 0 = max(20, jobs per shared transaction)
     lease_seconds: float = 0.0  # 0 = settings.worker_lease_seconds
     worker_id: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{new_id() % 100000}"
@@ -84,6 +84,11 @@ class Worker:
         self._warmed = False
         if self.lease_seconds <= 0:
             self.lease_seconds = self.settings.worker_lease_seconds
+        postgres = self.db.engine.dialect.name == "postgresql"
+        self.tx_jobs = self.settings.worker_tx_jobs or (50 if postgres else 20)
+        self.tx_seconds = self.settings.worker_tx_seconds or (0.25 if postgres else 0.1)
+        if self.batch_size <= 0:
+            self.batch_size = max(20, self.tx_jobs)
         self._stop = threading.Event()
         self._running: set[tuple[int, int]] = set()
         self._running_lock = threading.Lock()
@@ -153,7 +158,7 @@ class Worker:
         # Jobs that may share a transaction run first, many to a transaction; then the rest,
         # one transaction each. Order only matters per ordering key, and a claim holds at
         # most one job per key.
-        sharing = self.settings.worker_tx_jobs > 1
+        sharing = self.tx_jobs > 1
         shared = [j for j in jobs if sharing and _shares(j.kind)]
         alone = [j for j in jobs if not (sharing and _shares(j.kind))]
         done = 0
@@ -162,7 +167,7 @@ class Worker:
                 if self._stop.is_set():
                     self._release([(j.workspace_id, j.id) for j in shared + alone])
                     return done
-                group = shared[: self.settings.worker_tx_jobs]
+                group = shared[: self.tx_jobs]
                 ran, tried = self._run_shared(group) if len(group) > 1 else (0, 1)
                 if ran == 0:  # one job, or the group failed: each job it tried runs on its own
                     ran = max(1, tried)  # (it failed before its first job: that one runs alone)
@@ -228,7 +233,7 @@ class Worker:
         away, a lease was lost) it all rolls back and returns (0, tried): the caller runs each
         tried job in its own transaction, where a failure is retried or dead-lettered alone.
         """
-        deadline = time.perf_counter() + self.settings.worker_tx_seconds
+        deadline = time.perf_counter() + self.tx_seconds
         timings: list[tuple[str, float]] = []
         tried = 0
         try:

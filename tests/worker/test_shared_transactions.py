@@ -77,9 +77,18 @@ def test_one_job_per_transaction_when_sharing_is_off(db, settings: Settings, wor
     assert len(_contacts(db)) == 5
 
 
+def test_a_claim_takes_as_many_jobs_as_a_transaction_may_share(db, settings: Settings, workspace) -> None:  # type: ignore[no-untyped-def]
+    _queue(db, workspace.id, 60)
+    roomy = settings.model_copy(update={"worker_tx_jobs": 50, "worker_tx_seconds": 600.0})
+    Worker(db, roomy).run_batch()
+    # One claim of 50 in one transaction (a claim took 20 whatever the setting).
+    assert len(RUNS) == 50 and len(set(SESSIONS)) == 1
+    assert sorted(n for n, j in _jobs(db).items() if j.status == "done") == sorted(RUNS)
+
+
 def test_the_time_budget_ends_a_shared_transaction(db, settings: Settings, workspace) -> None:  # type: ignore[no-untyped-def]
     _queue(db, workspace.id, 4)
-    Worker(db, settings.model_copy(update={"worker_tx_seconds": 0.0})).run_until_idle()
+    Worker(db, settings.model_copy(update={"worker_tx_seconds": 1e-9})).run_until_idle()
     assert len(set(SESSIONS)) == 4  # each transaction took one job, then its budget was spent
     assert RUNS == [0, 1, 2, 3]  # each ran once
     assert {j.status for j in _jobs(db).values()} == {"done"}
