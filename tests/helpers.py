@@ -12,9 +12,11 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
+from scrm.channels.base import InboundEvent
 from scrm.channels.webhook.handler import sign
 from scrm.config import Settings
 from scrm.db import Database
+from scrm.inbound import service as inbound
 from scrm.worker.runner import Worker
 
 T = TypeVar("T")
@@ -41,6 +43,19 @@ def signed_headers(secret: str, body: bytes, timestamp: int | None = None) -> di
         "x-scrm-signature": sign(secret, ts, body),
         "content-type": "application/json",
     }
+
+
+def accept_events(db: Database, workspace_id: int, account_id: int, events: list[InboundEvent]) -> None:
+    """Accept parsed events on a webhook account as the webhook endpoint does (one transaction)."""
+    with db.transaction() as s:
+        inbound.accept(
+            s,
+            workspace_id=workspace_id,
+            channel_account_id=account_id,
+            channel_kind="webhook",
+            events=events,
+            raw="{}",
+        )
 
 
 def run_jobs(db: Database, settings: Settings, max_seconds: float = 30) -> int:

@@ -102,3 +102,14 @@ def test_import_orders_reports_rejected_lines(db, settings, workspace, tmp_path)
     r = invoke("import", "orders", str(f), "--workspace", "yuncheng")
     assert r.exit_code == 0, r.output
     assert "1 inserted" in r.stdout and "1 rejected" in r.stdout and "line 3" in r.stdout
+
+
+def test_bad_worker_settings_give_a_clear_message(settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from scrm.config import get_settings
+
+    for name in ("SCRM_WORKER_TX_JOBS", "SCRM_WORKER_TX_SECONDS"):
+        monkeypatch.setenv(name, "-1")
+        get_settings.cache_clear()
+        assert_clean_error(invoke("worker", "--concurrency", "1"), "greater than or equal to 0")
+        monkeypatch.delenv(name)
+    get_settings.cache_clear()

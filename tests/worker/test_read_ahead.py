@@ -27,6 +27,7 @@ from scrm.models import InboundEvent as StoredEvent
 from scrm.worker import registry
 from scrm.worker.runner import Worker
 from scrm.workspace import service as ws_service
+from tests.helpers import accept_events
 
 
 def _event(external_id: str, sender: str, text: str, namespace: str, phone: str = "") -> InboundEvent:
@@ -42,18 +43,6 @@ def _event(external_id: str, sender: str, text: str, namespace: str, phone: str 
         sent_at=dt.datetime.now(dt.UTC),
         text=text,
     )
-
-
-def _accept(db: Database, workspace_id: int, account_id: int, events: list[InboundEvent]) -> None:
-    with db.transaction() as s:
-        inbound.accept(
-            s,
-            workspace_id=workspace_id,
-            channel_account_id=account_id,
-            channel_kind="webhook",
-            events=events,
-            raw="{}",
-        )
 
 
 def _fallbacks() -> float:
@@ -86,7 +75,7 @@ def test_a_group_reads_ahead_once_and_every_message_lands_where_it_belongs(db, s
             s, workspace.id, "webhook", "App 2", secrets={"secret": "whsec-second-0123456789"}
         ).id
     # Earlier: "old" has an open conversation, "gone" one that an agent resolved.
-    _accept(
+    accept_events(
         db,
         workspace.id,
         workspace.channel_id,
@@ -103,7 +92,7 @@ def test_a_group_reads_ahead_once_and_every_message_lands_where_it_belongs(db, s
 
     # One group: a returning fan, a fan whose conversation was resolved, two new fans, and one
     # fan known under a shared namespace ("weibo") writing to both accounts.
-    _accept(
+    accept_events(
         db,
         workspace.id,
         workspace.channel_id,
@@ -116,7 +105,7 @@ def test_a_group_reads_ahead_once_and_every_message_lands_where_it_belongs(db, s
             _event("e7", "shared", "给一号", "weibo"),
         ],
     )
-    _accept(db, workspace.id, second, [_event("e8", "shared", "给二号", "weibo")])
+    accept_events(db, workspace.id, second, [_event("e8", "shared", "给二号", "weibo")])
     one_group = settings.model_copy(update={"worker_tx_seconds": 600.0})
     with _statements(db) as seen:
         worker = Worker(db, one_group)
@@ -174,7 +163,7 @@ def _one_person_two_ids(db: Database, settings: Any, workspace: Any) -> None:
     """One person behind two ids "a" and "b" of the account (joined by the phone number they
     gave), with the conversation their first messages opened."""
     ns = f"webhook:{workspace.channel_id}"
-    _accept(
+    accept_events(
         db,
         workspace.id,
         workspace.channel_id,
@@ -189,7 +178,7 @@ def _one_person_two_ids(db: Database, settings: Any, workspace: Any) -> None:
 def _both_write_in_one_group(db: Database, settings: Any, workspace: Any) -> None:
     """ "a" and "b" write again, and their two jobs share one transaction, which commits."""
     ns = f"webhook:{workspace.channel_id}"
-    _accept(
+    accept_events(
         db, workspace.id, workspace.channel_id, [_event("e3", "a", "三", ns), _event("e4", "b", "四", ns)]
     )
     before = _fallbacks()
@@ -233,7 +222,7 @@ def test_events_read_ahead_for_jobs_a_group_did_not_reach_are_processed_later(
     db, settings, workspace
 ) -> None:  # type: ignore[no-untyped-def]
     ns = f"webhook:{workspace.channel_id}"
-    _accept(
+    accept_events(
         db, workspace.id, workspace.channel_id, [_event(f"e{i}", f"fan{i}", f"第{i}条", ns) for i in range(4)]
     )
     # The time budget ends every group after its first job, although all four were read ahead.
@@ -249,7 +238,7 @@ def test_an_event_processed_elsewhere_after_the_read_ahead_fails_the_commit(
     db, settings, workspace, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     ns = f"webhook:{workspace.channel_id}"
-    _accept(
+    accept_events(
         db,
         workspace.id,
         workspace.channel_id,

@@ -16,13 +16,13 @@ from sqlalchemy import func, select
 
 from scrm.channels.base import InboundEvent, Sender
 from scrm.db import Database
-from scrm.inbound import service as inbound
 from scrm.kit.time import utcnow
 from scrm.models import Job, Message
 from scrm.worker import repository
 from scrm.worker.registry import PermanentJobError, job
 from scrm.worker.runner import JobContext, Worker
 from scrm.worker.service import cancel, enqueue, enqueue_many, schedule
+from tests.helpers import accept_events
 
 CALLS: list[tuple[str, Any]] = []
 
@@ -47,15 +47,7 @@ def event(n: int, sender: str) -> InboundEvent:
 
 
 def accept(db: Database, ws, events: list[InboundEvent]) -> None:  # type: ignore[no-untyped-def]
-    with db.transaction() as s:
-        inbound.accept(
-            s,
-            workspace_id=ws.id,
-            channel_account_id=ws.channel_id,
-            channel_kind="webhook",
-            events=events,
-            raw="{}",
-        )
+    accept_events(db, ws.id, ws.channel_id, events)
 
 
 def jobs_by_status(db: Database, kind: str = "inbound.process") -> dict[str, int]:
