@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, DateTime, Engine, and_, create_engine, event, or_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -55,6 +56,21 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 class Base(DeclarativeBase):
     pass
+
+
+# The databases SCRM runs on: statements built once per dialect iterate over these.
+DIALECTS = ("postgresql", "sqlite")
+
+
+def conflict_insert(on: Session | str, table: Any) -> Any:
+    """An INSERT that can take `ON CONFLICT …` (each dialect has its own construct), for the
+    session's database or a dialect name from `DIALECTS`."""
+    name = on if isinstance(on, str) else on.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise ValueError(f"unsupported database dialect {name!r}")
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:

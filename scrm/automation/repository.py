@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from scrm.db import DIALECTS, conflict_insert
 from scrm.models import AutomationRule, ChannelAccount, RuleFiring, Team
 
 # Namespace of the advisory lock that serialises rule saves of one workspace (an arbitrary
@@ -108,11 +107,11 @@ _FIRING_FIELDS = (
     "error",
 )
 _RECORD_FIRING = {
-    dialect: ins(RuleFiring)
+    dialect: conflict_insert(dialect, RuleFiring)
     .values({name: bindparam(name) for name in _FIRING_FIELDS})
     .on_conflict_do_nothing()
     .returning(RuleFiring.id)
-    for dialect, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+    for dialect in DIALECTS
 }
 
 

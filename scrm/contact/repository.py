@@ -5,11 +5,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from scrm.db import keys_in
+from scrm.db import conflict_insert, keys_in
 from scrm.models import Contact, ContactAccountState, ContactIdentity, Conversation, Membership, Order
 
 
@@ -157,9 +155,8 @@ def insert_identity_returning(
     from scrm.kit.ids import new_id
     from scrm.kit.time import utcnow
 
-    ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = (
-        ins(ContactIdentity)
+        conflict_insert(session, ContactIdentity)
         .values(
             workspace_id=workspace_id,
             id=new_id(),
@@ -280,7 +277,6 @@ def _upsert_statement(dialect: str, message: bool, interaction: bool, follow: bo
     stmt = _UPSERTS.get(key)
     if stmt is not None:
         return stmt
-    ins = pg_insert if dialect == "postgresql" else sqlite_insert
     names = (
         "workspace_id",
         "id",
@@ -294,7 +290,7 @@ def _upsert_statement(dialect: str, message: bool, interaction: bool, follow: bo
         "updated_at",
         "created_at",
     )
-    base = ins(ContactAccountState).values({name: bindparam(name) for name in names})
+    base = conflict_insert(dialect, ContactAccountState).values({name: bindparam(name) for name in names})
     table = ContactAccountState.__table__.c
     new = base.excluded
     updates: dict[str, Any] = {"updated_at": new.updated_at}

@@ -5,11 +5,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from scrm.db import keys_in
+from scrm.db import conflict_insert, keys_in
 from scrm.kit.time import utcnow
 from scrm.models import InboundEvent
 
@@ -22,8 +20,7 @@ def _insert_statement(dialect: str) -> Any:
     cost more than the INSERT itself on the ingest hot path."""
     stmt = _INSERT.get(dialect)
     if stmt is None:
-        ins = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = ins(_TABLE).on_conflict_do_nothing().returning(_TABLE.c.id)
+        stmt = conflict_insert(dialect, _TABLE).on_conflict_do_nothing().returning(_TABLE.c.id)
         _INSERT[dialect] = stmt
     return stmt
 

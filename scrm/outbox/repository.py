@@ -4,10 +4,9 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from scrm.db import DIALECTS, conflict_insert
 from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
 from scrm.models import ChannelAccount, ChannelRateLimit, Conversation, Message, OutboxMessage
@@ -33,11 +32,11 @@ _QUEUED_FIELDS = (
 )
 # Built once: statement construction costs more than running it on SQLite.
 _INSERT_IF_ABSENT = {
-    dialect: ins(OutboxMessage)
+    dialect: conflict_insert(dialect, OutboxMessage)
     .values({**{name: bindparam(name) for name in _QUEUED_FIELDS}, "status": "pending", "attempts": 0})
     .on_conflict_do_nothing()
     .returning(OutboxMessage.id)
-    for dialect, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+    for dialect in DIALECTS
 }
 
 
@@ -147,9 +146,8 @@ def insert_rate_bucket_if_absent(
     session: Session, workspace_id: int, channel_account_id: int, rate: float, burst: float, now: dt.datetime
 ) -> None:
     """A full bucket for the account, unless another worker just created it."""
-    ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(
-        ins(ChannelRateLimit)
+        conflict_insert(session, ChannelRateLimit)
         .values(
             workspace_id=workspace_id,
             id=new_id(),

@@ -16,9 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from scrm import events
@@ -28,7 +25,7 @@ from scrm.db import ReadAhead, memo_depends_on, tx_forget, tx_memo
 from scrm.errors import Invalid, NotFound
 from scrm.kit.ids import new_id
 from scrm.kit.time import as_utc, to_local, utcnow
-from scrm.models import Conversation, Message, SlaCalendar, SlaEvent, SlaPolicy, SlaTimer, Workspace
+from scrm.models import Conversation, SlaCalendar, SlaEvent, SlaPolicy, SlaTimer, Workspace
 from scrm.sla import repository
 from scrm.sla.calendar import (
     ALWAYS,
@@ -91,10 +88,7 @@ def _policies(session: Session, workspace_id: int) -> list[tuple[int | None, str
     out: list[tuple[int | None, str | None, Targets]] | None = memo.get(key)
     if out is None:
         out = [
-            (p.team_id, p.priority, _policy_targets(p))
-            for p in session.execute(select(SlaPolicy).where(SlaPolicy.workspace_id == workspace_id))
-            .scalars()
-            .all()
+            (p.team_id, p.priority, _policy_targets(p)) for p in repository.policies(session, workspace_id)
         ]
         memo[key] = out
     return out
@@ -142,9 +136,7 @@ POLICY_DEFAULTS: dict[str, int] = {
 
 def upsert_policy(session: Session, workspace_id: int, name: str, data: dict[str, Any]) -> SlaPolicy:
     validate_policy(data)
-    row = session.execute(
-        select(SlaPolicy).where(SlaPolicy.workspace_id == workspace_id, SlaPolicy.name == name)
-    ).scalar_one_or_none()
+    row = repository.policy_by_name(session, workspace_id, name)
     if row is None:
         defaults = {k: v for k, v in POLICY_DEFAULTS.items() if k not in data}
         row = SlaPolicy(workspace_id=workspace_id, name=name, **defaults)
@@ -168,7 +160,7 @@ def upsert_policy(session: Session, workspace_id: int, name: str, data: dict[str
 
 
 def list_policies(session: Session, workspace_id: int) -> list[SlaPolicy]:
-    return list(session.execute(select(SlaPolicy).where(SlaPolicy.workspace_id == workspace_id)).scalars())
+    return repository.policies(session, workspace_id)
 
 
 def delete_policy(session: Session, workspace_id: int, policy_id: int) -> None:
@@ -191,9 +183,7 @@ def set_calendar(
 ) -> SlaCalendar:
     """Create or replace a calendar; `special_days` None keeps the ones it has."""
     key = str(team_id) if team_id else ""
-    row = session.execute(
-        select(SlaCalendar).where(SlaCalendar.workspace_id == workspace_id, SlaCalendar.team_key == key)
-    ).scalar_one_or_none()
+    row = repository.calendars(session, workspace_id, [key]).get(key)
     if special_days is None:
         special_days = list(row.special_days or []) if row is not None else []
     try:
@@ -219,9 +209,7 @@ def set_calendar(
 
 
 def list_calendars(session: Session, workspace_id: int) -> list[SlaCalendar]:
-    return list(
-        session.execute(select(SlaCalendar).where(SlaCalendar.workspace_id == workspace_id)).scalars()
-    )
+    return list(repository.calendars(session, workspace_id).values())
 
 
 _CAL_CACHE: dict[tuple[int, str, str], BusinessCalendar] = {}
@@ -245,16 +233,9 @@ def calendar_for(session: Session, workspace_id: int, team_id: int | None) -> Bu
 
 
 def _calendar_for(session: Session, workspace_id: int, team_id: int | None) -> BusinessCalendar:
-    rows = {
-        r.team_key: r
-        for r in session.execute(
-            select(SlaCalendar).where(
-                SlaCalendar.workspace_id == workspace_id,
-                SlaCalendar.team_key.in_(["", str(team_id) if team_id else ""]),
-            )
-        ).scalars()
-    }
-    row = rows.get(str(team_id) if team_id else "") or rows.get("")
+    team_key = str(team_id) if team_id else ""
+    rows = repository.calendars(session, workspace_id, sorted({"", team_key}))
+    row = rows.get(team_key) or rows.get("")
     if row is None:
         ws = session.get(Workspace, workspace_id)
         tz = ws.timezone if ws else "Asia/Shanghai"
@@ -366,14 +347,7 @@ def _start(
 
 
 def _last_agent_reply(session: Session, conv: Conversation) -> dt.datetime | None:
-    return session.execute(
-        select(func.max(Message.created_at)).where(
-            Message.workspace_id == conv.workspace_id,
-            Message.conversation_id == conv.id,
-            Message.direction == "out",
-            Message.sender_type == "agent",
-        )
-    ).scalar_one_or_none()
+    return repository.last_agent_reply_at(session, conv.workspace_id, conv.id)
 
 
 def on_inbound(
@@ -537,20 +511,20 @@ def _met(session: Session, conv: Conversation, t: SlaTimer, at: dt.datetime) -> 
 
 def _record_event(session: Session, t: SlaTimer, kind: str, now: dt.datetime) -> bool:
     """Insert the warning/breach once; True only for the caller that inserted it."""
-    values = {
-        "workspace_id": t.workspace_id,
-        "id": new_id(),
-        "timer_id": t.id,
-        "conversation_id": t.conversation_id,
-        "kind": kind,
-        "metric": t.metric,
-        "due_at": t.due_at,
-        "occurred_at": now,
-        "created_at": now,
-    }
-    ins = pg_insert(SlaEvent) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(SlaEvent)
-    stmt = ins.values(**values).on_conflict_do_nothing().returning(SlaEvent.id)
-    return session.execute(stmt).scalar_one_or_none() is not None
+    return repository.record_event(
+        session,
+        {
+            "workspace_id": t.workspace_id,
+            "id": new_id(),
+            "timer_id": t.id,
+            "conversation_id": t.conversation_id,
+            "kind": kind,
+            "metric": t.metric,
+            "due_at": t.due_at,
+            "occurred_at": now,
+            "created_at": now,
+        },
+    )
 
 
 def check(session: Session, workspace_id: int, timer_id: int, now: dt.datetime | None = None) -> str | None:
@@ -658,28 +632,11 @@ def timers_of(session: Session, workspace_id: int, conversation_id: int) -> list
 
 
 def breaches(session: Session, workspace_id: int, limit: int = 100) -> list[SlaEvent]:
-    return list(
-        session.execute(
-            select(SlaEvent)
-            .where(SlaEvent.workspace_id == workspace_id, SlaEvent.kind == "breach")
-            .order_by(SlaEvent.id.desc())
-            .limit(limit)
-        ).scalars()
-    )
+    return repository.breaches(session, workspace_id, limit)
 
 
 def report(session: Session, workspace_id: int, since: dt.datetime, until: dt.datetime) -> dict[str, Any]:
-    rows = (
-        session.execute(
-            select(SlaTimer).where(
-                SlaTimer.workspace_id == workspace_id,
-                SlaTimer.started_at >= since,
-                SlaTimer.started_at < until,
-            )
-        )
-        .scalars()
-        .all()
-    )
+    rows = repository.timers_started(session, workspace_id, since, until)
     out: dict[str, Any] = {}
     now = utcnow()
     for metric in METRICS:

@@ -8,12 +8,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, exists, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import BindParameter
 
-from scrm.db import keys_in
+from scrm.db import conflict_insert, keys_in
 from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
 from scrm.models import Job
@@ -30,8 +28,7 @@ def _idempotent_insert(session: Session, *, returning: bool) -> Any:
     dialect = session.get_bind().dialect.name
     stmt = _IDEMPOTENT_INSERT.get((dialect, returning))
     if stmt is None:
-        ins = pg_insert(_JOB_TABLE) if dialect == "postgresql" else sqlite_insert(_JOB_TABLE)
-        stmt = ins.on_conflict_do_nothing()
+        stmt = conflict_insert(dialect, _JOB_TABLE).on_conflict_do_nothing()
         if returning:
             stmt = stmt.returning(_JOB_TABLE.c.id)
         _IDEMPOTENT_INSERT[(dialect, returning)] = stmt

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from scrm.db import tx_pin
@@ -15,6 +15,7 @@ from scrm.models import (
     Team,
     TeamMember,
     User,
+    UserSession,
     Workspace,
 )
 
@@ -169,3 +170,8 @@ def users_by_ids(session: Session, ids: set[int]) -> dict[int, User]:
     if not ids:
         return {}
     return {u.id: u for u in session.execute(select(User).where(User.id.in_(ids))).scalars()}
+
+
+def delete_user_session(session: Session, id_hash: str) -> None:
+    """End a login session (by its hashed id); nothing happens if it has already gone."""
+    session.execute(delete(UserSession).where(UserSession.id_hash == id_hash))

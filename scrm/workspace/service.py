@@ -8,7 +8,6 @@ import secrets as pysecrets
 from typing import Any
 
 import orjson
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from scrm.channels import registry as channel_registry
@@ -417,7 +416,7 @@ def session_principal(session: Session, sid: str) -> tuple[Principal, UserSessio
 
 
 def logout(session: Session, sid: str) -> None:
-    session.execute(delete(UserSession).where(UserSession.id_hash == crypto.hash_token(sid)))
+    repository.delete_user_session(session, crypto.hash_token(sid))
 
 
 def set_locale(session: Session, user_id: int, locale: str) -> None:

@@ -24,14 +24,12 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from scrm.channels.registry import AccountView
 from scrm.channels.wechat.tokens import CachedToken
 from scrm.config import Settings, get_settings
-from scrm.db import Database, current_writer
+from scrm.db import Database, conflict_insert, current_writer
 from scrm.kit import crypto
 from scrm.kit.ids import new_id
 from scrm.kit.time import as_utc, utcnow
@@ -114,9 +112,8 @@ class DbTokenStore:
         return token
 
     def _ensure_row(self, session: Session, account_key: str) -> None:
-        ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         stmt = (
-            ins(ChannelToken)
+            conflict_insert(session, ChannelToken)
             .values(
                 workspace_id=self._workspace_id,
                 id=new_id(),
