@@ -346,10 +346,6 @@ def _start(
     return timer
 
 
-def _last_agent_reply(session: Session, conv: Conversation) -> dt.datetime | None:
-    return repository.last_agent_reply_at(session, conv.workspace_id, conv.id)
-
-
 def on_inbound(
     session: Session, conv: Conversation, *, created: bool, now: dt.datetime | None = None
 ) -> None:
@@ -392,7 +388,7 @@ def on_inbound(
     waiting = [t for t in timers if t.metric == "next_response" and t.status in ("running", "paused")]
     if waiting:
         return
-    last_reply = _last_agent_reply(session, conv)
+    last_reply = repository.last_agent_reply_at(session, conv.workspace_id, conv.id)
     if last_reply is None or as_utc(last_reply) > now:
         return
     cycle = max([t.cycle for t in timers if t.metric == "next_response"], default=0) + 1
@@ -426,7 +422,7 @@ def _sync(
             pointless += _met(session, conv, t, as_utc(conv.first_response_at))
             continue
         if t.metric == "next_response":
-            last_reply = last_reply or _last_agent_reply(session, conv)
+            last_reply = last_reply or repository.last_agent_reply_at(session, conv.workspace_id, conv.id)
             if last_reply is not None and as_utc(last_reply) >= t.started_at:
                 pointless += _met(session, conv, t, as_utc(last_reply))
                 continue

@@ -17,6 +17,7 @@ ALLOWED = {"sqlalchemy.orm": {"Session"}, "sqlalchemy.exc": None}
 
 
 def violations(source: str) -> list[str]:
+    """What breaks the layout in `source`, in line order."""
     out: list[str] = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -38,7 +39,7 @@ def violations(source: str) -> list[str]:
             isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "commit"
         ):
             out.append(f"line {node.lineno}: .commit()")
-    return out
+    return sorted(out, key=lambda v: int(v.split(":")[0].removeprefix("line ")))
 
 
 def test_the_layout_checker_sees_what_it_must() -> None:
@@ -49,12 +50,14 @@ def test_the_layout_checker_sees_what_it_must() -> None:
         "from sqlalchemy.exc import IntegrityError\n"
         "def f(session):\n"
         "    session.commit()\n"
+        "from sqlalchemy import func\n"
     )
     assert violations(bad) == [
         "line 1: from sqlalchemy import …",
         "line 2: import sqlalchemy",
         "line 3: from sqlalchemy.orm import joinedload",
         "line 6: .commit()",
+        "line 7: from sqlalchemy import …",
     ]
     assert violations("from sqlalchemy.orm import Session\nfrom sqlalchemy.exc import IntegrityError\n") == []
 
