@@ -7,7 +7,9 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, or_, select
 from sqlalchemy.orm import Session
 
-from scrm.db import conflict_insert, keys_in
+from scrm.db import CommitBuffer, conflict_insert, keys_in
+from scrm.kit.ids import new_id
+from scrm.kit.time import utcnow
 from scrm.models import Contact, ContactAccountState, ContactIdentity, Conversation, Membership, Order
 
 
@@ -152,9 +154,6 @@ def insert_identity_returning(
     display_name: str | None,
 ) -> ContactIdentity | None:
     """Insert the identity unless it exists; hands back the new row (None if it existed)."""
-    from scrm.kit.ids import new_id
-    from scrm.kit.time import utcnow
-
     stmt = (
         conflict_insert(session, ContactIdentity)
         .values(
@@ -171,6 +170,37 @@ def insert_identity_returning(
         .returning(ContactIdentity)
     )
     return session.scalars(stmt).one_or_none()
+
+
+def insert_identities_returning(
+    session: Session, workspace_id: int, rows: Sequence[tuple[int, str, str, str | None]]
+) -> dict[tuple[str, str], ContactIdentity]:
+    """Insert many (contact id, namespace, external id, display name) identities in one
+    statement, skipping those that exist; hands back the new rows by (namespace, external id)."""
+    if not rows:
+        return {}
+    now = utcnow()
+    stmt = (
+        conflict_insert(session, ContactIdentity)
+        .values(
+            [
+                {
+                    "workspace_id": workspace_id,
+                    "id": new_id(),
+                    "contact_id": contact_id,
+                    "namespace": namespace,
+                    "external_id": external_id,
+                    "display_name": name,
+                    "subscribed": True,
+                    "created_at": now,
+                }
+                for contact_id, namespace, external_id, name in rows
+            ]
+        )
+        .on_conflict_do_nothing()
+        .returning(ContactIdentity)
+    )
+    return {(i.namespace, i.external_id): i for i in session.scalars(stmt)}
 
 
 def insert_identity_if_absent(
@@ -232,6 +262,7 @@ def identity_by_external_prefix(
 def account_state(
     session: Session, workspace_id: int, channel_account_id: int, external_id: str
 ) -> ContactAccountState | None:
+    _account_states.flush(session)
     return session.execute(
         select(ContactAccountState)
         .where(
@@ -247,6 +278,7 @@ def account_states_of(
     session: Session, workspace_id: int, namespace: str, external_id: str
 ) -> Sequence[ContactAccountState]:
     """The fan's state on every account of `namespace` (one for WeChat, one per Weibo brand)."""
+    _account_states.flush(session)
     return (
         session.execute(
             select(ContactAccountState)
@@ -314,6 +346,46 @@ def _upsert_statement(dialect: str, message: bool, interaction: bool, follow: bo
     return stmt
 
 
+def _write_account_states(session: Session, rows: list[dict[str, Any]]) -> None:
+    """The queued upserts, merged to one row per fan and account (one statement must not update a
+    row twice, and rows of different statements must not depend on their order): the later
+    times, the follow state of the newest follow event (the later one on a tie), which is what
+    applying them one after another leaves; then one executemany per shape."""
+    merged: dict[tuple[Any, ...], tuple[list[bool], dict[str, Any]]] = {}
+    for queued in rows:
+        row = dict(queued)
+        shape = row.pop("_shape")
+        key = (row["workspace_id"], row["channel_account_id"], row["external_id"])
+        have = merged.get(key)
+        if have is None:
+            merged[key] = (list(shape), row)
+            continue
+        flags, kept = have
+        flags[:] = [x or y for x, y in zip(flags, shape, strict=True)]
+        for column in ("last_message_at", "last_interaction_at"):
+            if row[column] is not None and (kept[column] is None or row[column] > kept[column]):
+                kept[column] = row[column]
+        changed = row["subscription_changed_at"]
+        if changed is not None and (
+            kept["subscription_changed_at"] is None or changed >= kept["subscription_changed_at"]
+        ):
+            kept["subscription_changed_at"], kept["subscribed"] = changed, row["subscribed"]
+        kept["updated_at"] = max(kept["updated_at"], row["updated_at"])
+    by_shape: dict[tuple[bool, ...], list[dict[str, Any]]] = {}
+    for flags, row in merged.values():
+        by_shape.setdefault(tuple(flags), []).append(row)
+    dialect = session.get_bind().dialect.name
+    connection = session.connection()
+    for (message, interaction, follow), params in by_shape.items():
+        connection.execute(_upsert_statement(dialect, message, interaction, follow), params)
+
+
+# Account-state upserts go out in one executemany per shape when the transaction commits (each
+# inbound message moves its fan's window; a group of jobs sharing a transaction, many fans).
+# Readers in the same transaction (`account_state`, `account_states_of`) write them first.
+_account_states = CommitBuffer("account_states", _write_account_states)
+
+
 def upsert_account_state(
     session: Session,
     *,
@@ -326,16 +398,13 @@ def upsert_account_state(
     interaction: bool,
     subscribed: bool | None,
 ) -> None:
-    """One statement, safe under concurrency: create the row or move its times forward; set the
-    follow state only if this event is not older than the one that set it last."""
-    from scrm.kit.ids import new_id
-    from scrm.kit.time import utcnow
-
+    """Queued for the commit; safe under concurrency: create the row or move its times forward;
+    set the follow state only if this event is not older than the one that set it last."""
     now = utcnow()
-    stmt = _upsert_statement(session.get_bind().dialect.name, message, interaction, subscribed is not None)
-    session.connection().execute(
-        stmt,
+    _account_states.add(
+        session,
         {
+            "_shape": (message, interaction, subscribed is not None),
             "workspace_id": workspace_id,
             "id": new_id(),
             "channel_account_id": channel_account_id,

@@ -109,6 +109,68 @@ def test_identity_flag_is_false_only_when_every_account_was_left(db: Database, w
     assert _state(db, a).subscribed is False  # type: ignore[union-attr]
 
 
+def _record_all(db: Database, ws: Workspace, account_id: int, events: list[InboundEvent]) -> None:
+    with db.transaction() as s:  # a group of inbound jobs sharing one transaction
+        for event in events:
+            resolved = contact_service.resolve(s, ws.id, event.sender)
+            contact_service.record_account_event(s, ws.id, resolved.identity, account_id, event)
+
+
+def _snapshot(state: ContactAccountState | None) -> tuple[object, ...]:
+    assert state is not None
+    return (state.subscribed, state.subscription_changed_at, state.last_message_at, state.last_interaction_at)
+
+
+def test_many_events_in_one_transaction_leave_what_one_per_transaction_leaves(
+    db: Database, workspace: Workspace
+) -> None:
+    # The upserts of a transaction are queued and merged per fan and account at the commit: the
+    # result must be that of applying them one by one, whatever their order (follow and unfollow
+    # in the same second: the later one wins, as it would one by one).
+    a, b = _accounts(db, workspace)
+    t0 = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=2)
+    sequence = [
+        _event("message", t0 + dt.timedelta(minutes=5)),
+        _event("subscribe", t0),
+        _event("message", t0),  # older, processed late
+        _event("click", t0 + dt.timedelta(minutes=9)),
+        _event("unsubscribe", t0 + dt.timedelta(minutes=3)),
+        _event("subscribe", t0 + dt.timedelta(minutes=3)),  # same second: wins, being later
+        _event("unsubscribe", t0 + dt.timedelta(minutes=1)),  # older than the follow: ignored
+        _event("mention", t0 + dt.timedelta(minutes=20), visibility="public"),
+    ]
+    for event in sequence:
+        _record(db, workspace, a, event)
+    _record_all(db, workspace, b, sequence)
+    one_by_one, together = _snapshot(_state(db, a)), _snapshot(_state(db, b))
+    assert together == one_by_one
+    assert together[0] is True and together[1] == t0 + dt.timedelta(minutes=3, seconds=1)
+    assert together[3] == t0 + dt.timedelta(minutes=9, seconds=1)
+
+
+def test_a_reader_in_the_transaction_sees_the_queued_upserts_and_a_rollback_keeps_none(
+    db: Database, workspace: Workspace
+) -> None:
+    a, _ = _accounts(db, workspace)
+    now = dt.datetime.now(dt.UTC)
+    with db.transaction() as s:
+        resolved = contact_service.resolve(s, workspace.id, Sender(external_id=FAN, namespace="weibo"))
+        contact_service.record_account_event(s, workspace.id, resolved.identity, a, _event("subscribe", now))
+        seen = contact_service.account_state(s, workspace.id, a, FAN)
+        assert seen is not None and seen.subscribed is True
+    try:
+        with db.transaction() as s:
+            resolved = contact_service.resolve(s, workspace.id, Sender(external_id=FAN, namespace="weibo"))
+            later = now + dt.timedelta(seconds=5)
+            contact_service.record_account_event(
+                s, workspace.id, resolved.identity, a, _event("unsubscribe", later)
+            )
+            raise RuntimeError("the job failed")
+    except RuntimeError:
+        pass
+    assert _state(db, a).subscribed is True  # type: ignore[union-attr]
+
+
 def test_migration_backfills_from_private_conversations(
     weibo_env: Env, db: Database, settings: Settings, workspace: Workspace
 ) -> None:
