@@ -181,7 +181,6 @@ def read_ahead(session: Session, jobs: list[tuple[int, dict[str, Any]]]) -> None
             if event.kind != "unknown":
                 decoded.append((taken.channel_account_id, event))
         found = contact_service.read_ahead(session, workspace_id, [e.sender for _, e in decoded])
-        contact_service.create_ahead(session, workspace_id, [e.sender for _, e in decoded])
         threads = []
         senders: list[tuple[InboundEvent, Contact | None]] = []
         for account_id, event in decoded:

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, or_, select
 from sqlalchemy.orm import Session
 
-from scrm.db import CommitBuffer, conflict_insert, keys_in
+from scrm.db import DIALECTS, CommitBuffer, conflict_insert, keys_in
 from scrm.kit.ids import new_id
 from scrm.kit.time import utcnow
 from scrm.models import Contact, ContactAccountState, ContactIdentity, Conversation, Membership, Order
@@ -172,35 +172,36 @@ def insert_identity_returning(
     return session.scalars(stmt).one_or_none()
 
 
+_INSERT_IDENTITIES = {
+    dialect: conflict_insert(dialect, ContactIdentity).on_conflict_do_nothing().returning(ContactIdentity)
+    for dialect in DIALECTS
+}
+
+
 def insert_identities_returning(
     session: Session, workspace_id: int, rows: Sequence[tuple[int, str, str, str | None]]
 ) -> dict[tuple[str, str], ContactIdentity]:
     """Insert many (contact id, namespace, external id, display name) identities in one
-    statement, skipping those that exist; hands back the new rows by (namespace, external id)."""
+    statement (an executemany that SQLAlchemy sends as one multi-row INSERT, compiled once),
+    skipping those that exist; hands back the new rows by (namespace, external id)."""
     if not rows:
         return {}
     now = utcnow()
-    stmt = (
-        conflict_insert(session, ContactIdentity)
-        .values(
-            [
-                {
-                    "workspace_id": workspace_id,
-                    "id": new_id(),
-                    "contact_id": contact_id,
-                    "namespace": namespace,
-                    "external_id": external_id,
-                    "display_name": name,
-                    "subscribed": True,
-                    "created_at": now,
-                }
-                for contact_id, namespace, external_id, name in rows
-            ]
-        )
-        .on_conflict_do_nothing()
-        .returning(ContactIdentity)
-    )
-    return {(i.namespace, i.external_id): i for i in session.scalars(stmt)}
+    params = [
+        {
+            "workspace_id": workspace_id,
+            "id": new_id(),
+            "contact_id": contact_id,
+            "namespace": namespace,
+            "external_id": external_id,
+            "display_name": name,
+            "subscribed": True,
+            "created_at": now,
+        }
+        for contact_id, namespace, external_id, name in rows
+    ]
+    stmt = _INSERT_IDENTITIES[session.get_bind().dialect.name]
+    return {(i.namespace, i.external_id): i for i in session.scalars(stmt, params)}
 
 
 def insert_identity_if_absent(

@@ -52,38 +52,53 @@ def read_ahead(
     session: Session, workspace_id: int, senders: Sequence[Sender]
 ) -> dict[tuple[str, str], tuple[ContactIdentity, Contact | None]]:
     """Look up many senders' identities and contacts in one statement, for the `resolve` calls
-    that follow in the same transaction (a group of inbound jobs). Returns those found, by
+    that follow in the same transaction (a group of inbound jobs); the new fans among them are
+    then created `CREATE_AHEAD` at a time (`_create_ahead`). Returns those found, by
     (namespace, external id)."""
     keys = list(dict.fromkeys((s.namespace, s.external_id) for s in senders))
     found = repository.identities_with_contacts(session, workspace_id, keys)
     _identities_ahead.put(
         session, {(workspace_id, *k): v for k, v in found.items()}, [(workspace_id, *k) for k in keys]
     )
+    _plan_creation(session, workspace_id, senders)
     return found
 
 
-# (workspace id, namespace, external id) -> True: `create_ahead` made this fan's contact
+# (workspace id, namespace, external id) -> True: `_create_ahead` made this fan's contact
 _created_ahead = ReadAhead("identity_created")
+# (workspace id,) -> {(namespace, external id): sender}: new fans of the group not yet created
+_pending_ahead = ReadAhead("identity_pending")
+# New fans created together when the group's first uncreated one is resolved. Not all at once:
+# a group may stop early (the transaction's time budget), and the fans of the jobs it leaves
+# for later should not appear before their messages.
+CREATE_AHEAD = 10
 
 
-def create_ahead(session: Session, workspace_id: int, senders: Sequence[Sender]) -> None:
-    """Create the contacts and identities of a group's new fans in two statements, for the
-    `resolve` calls that follow in the same transaction (instead of two each per fan).
-
-    Call after `read_ahead`, with the senders it did not find. Senders that may belong to an
-    existing contact (a WeChat unionid, a phone number) are left to `resolve`, which looks
-    those up. If another transaction created one of the identities meanwhile, its contact is
-    used and the one made here is deleted again."""
+def _plan_creation(session: Session, workspace_id: int, senders: Sequence[Sender]) -> None:
+    """Remember the senders `read_ahead` did not find, for `_create_ahead`. Senders that may
+    belong to an existing contact (a WeChat unionid, a phone number) are left to `resolve`'s
+    own path, which looks those up."""
     new: dict[tuple[str, str], Sender] = {}
     for s in senders:
         key = (s.namespace, s.external_id)
         if s.unionid or s.attributes.get("phone") or key in new:
             continue
-        if _identities_ahead.get(session, (workspace_id, *key)) is not None:
-            continue  # found by read_ahead (or not read ahead at all: resolve asks)
-        new[key] = s
-    if not new:
-        return
+        if _identities_ahead.get(session, (workspace_id, *key)) is None:
+            new[key] = s
+    if new:
+        _pending_ahead.put(session, {(workspace_id,): new})
+
+
+def _create_ahead(session: Session, workspace_id: int, first: tuple[str, str]) -> bool:
+    """Create the contacts and identities of `first` and the next pending new fans of the group
+    in two statements (instead of two each), for the `resolve` calls of the same transaction.
+    False if `first` is not pending. If another transaction created one of the identities
+    meanwhile, its contact is used and the one made here is deleted again."""
+    pending = _pending_ahead.get(session, (workspace_id,))
+    if pending is ReadAhead.NOT_READ or pending is None or first not in pending:
+        return False
+    chunk = [first, *[k for k in pending if k != first][: CREATE_AHEAD - 1]]
+    new = {key: pending.pop(key) for key in chunk}
     contacts = {
         key: Contact(
             workspace_id=workspace_id,
@@ -111,6 +126,7 @@ def create_ahead(session: Session, workspace_id: int, senders: Sequence[Sender])
         _identities_ahead.put(session, {(workspace_id, *k): v for k, v in winners.items()})
     _identities_ahead.put(session, {(workspace_id, *key): (linked[key], c) for key, c in contacts.items()})
     _created_ahead.put(session, {(workspace_id, *key): True for key in contacts})
+    return True
 
 
 def resolve(session: Session, workspace_id: int, sender: Sender) -> Resolved:
@@ -123,6 +139,8 @@ def resolve(session: Session, workspace_id: int, sender: Sender) -> Resolved:
     found = _identities_ahead.get(session, key)  # None: there was no such identity then
     if found is ReadAhead.NOT_READ:
         found = repository.identity_with_contact(session, workspace_id, sender.namespace, sender.external_id)
+    elif found is None and _create_ahead(session, workspace_id, key[1:]):
+        found = _identities_ahead.get(session, key)
     if found is not None:
         ident, contact = found
         if contact is None:  # pragma: no cover - guarded by the foreign key

@@ -1,6 +1,7 @@
-"""New fans of a group of inbound jobs: their contacts and identities are created in two
-statements before the jobs run (`contact_service.create_ahead`), and each job's `resolve` then
-finds its fan, says it was created, and behaves as if it had created the fan itself."""
+"""New fans of a group of inbound jobs: `read_ahead` notes them, the first `resolve` of one
+creates its contact and identity together with the next few new fans' (two statements), and
+each later `resolve` finds its fan, says it was created, and behaves as if it had created the
+fan itself."""
 
 from __future__ import annotations
 
@@ -23,13 +24,13 @@ def _count(db: Database, model: type) -> int:
 
 def _ahead(s: object, ws: Workspace, senders: list[Sender]) -> None:
     contact_service.read_ahead(s, ws.id, senders)  # type: ignore[arg-type]
-    contact_service.create_ahead(s, ws.id, senders)  # type: ignore[arg-type]
 
 
-def test_a_group_of_new_fans_costs_two_statements_and_each_resolve_says_created(
+def test_new_fans_cost_two_statements_per_chunk_and_each_resolve_says_created(
     db: Database, workspace: Workspace
 ) -> None:
-    senders = [Sender(external_id=f"uid{i}", namespace=NS, name=f"粉丝{i}", followers=i) for i in range(20)]
+    n = 2 * contact_service.CREATE_AHEAD
+    senders = [Sender(external_id=f"uid{i}", namespace=NS, name=f"粉丝{i}", followers=i) for i in range(n)]
     senders.append(Sender(external_id="uid3", namespace=NS, name="粉丝3"))  # writes twice in the group
     statements: list[str] = []
     with db.transaction() as s:
@@ -40,22 +41,40 @@ def test_a_group_of_new_fans_costs_two_statements_and_each_resolve_says_created(
 
         event.listen(db.engine, "before_cursor_execute", _seen)
         try:
-            contact_service.create_ahead(s, workspace.id, senders)
             resolved = [contact_service.resolve(s, workspace.id, sender) for sender in senders]
         finally:
             event.remove(db.engine, "before_cursor_execute", _seen)
     assert [st.split()[0:3] for st in statements] == [
         ["INSERT", "INTO", "contact"],
         ["INSERT", "INTO", "contact_identity"],
-    ]
-    assert [r.created for r in resolved] == [True] * 20 + [False]
-    assert resolved[20].contact.id == resolved[3].contact.id
+    ] * 2
+    assert [r.created for r in resolved] == [True] * n + [False]
+    assert resolved[n].contact.id == resolved[3].contact.id
     assert resolved[7].contact.name == "粉丝7" and resolved[7].contact.followers == 7
     assert (
         resolved[7].identity.display_name == "粉丝7"
         and resolved[7].identity.contact_id == resolved[7].contact.id
     )
-    assert _count(db, Contact) == 20 and _count(db, ContactIdentity) == 20
+    assert _count(db, Contact) == n and _count(db, ContactIdentity) == n
+
+
+def test_a_group_that_stops_early_creates_no_fan_of_the_jobs_it_leaves(
+    db: Database, workspace: Workspace
+) -> None:
+    senders = [Sender(external_id=f"uid{i}", namespace=NS) for i in range(3 * contact_service.CREATE_AHEAD)]
+    with db.transaction() as s:
+        _ahead(s, workspace, senders)
+        contact_service.resolve(s, workspace.id, senders[0])  # then the time budget ran out
+    with db.transaction(readonly=True) as s:
+        made = set(s.execute(select(ContactIdentity.external_id)).scalars())
+    assert made == {x.external_id for x in senders[: contact_service.CREATE_AHEAD]}
+    with db.transaction() as s:  # the rest, in a later group: created then, once each
+        _ahead(s, workspace, senders)
+        again = [contact_service.resolve(s, workspace.id, x) for x in senders]
+    assert [r.created for r in again] == [False] * contact_service.CREATE_AHEAD + [True] * (
+        2 * contact_service.CREATE_AHEAD
+    )
+    assert _count(db, Contact) == len(senders) == _count(db, ContactIdentity)
 
 
 def test_known_fans_and_fans_who_may_be_known_are_left_to_resolve(db: Database, workspace: Workspace) -> None:
@@ -98,7 +117,6 @@ def test_an_identity_created_meanwhile_wins_and_the_contact_made_for_it_is_dropp
             external_id="b",
             display_name=None,
         )
-        contact_service.create_ahead(s, workspace.id, senders)
         a, b = (contact_service.resolve(s, workspace.id, x) for x in senders)
     assert a.created is True
     assert (b.created, b.contact.id, b.identity.contact_id) == (False, winner.id, winner.id)
