@@ -154,22 +154,8 @@ def insert_identity_returning(
     display_name: str | None,
 ) -> ContactIdentity | None:
     """Insert the identity unless it exists; hands back the new row (None if it existed)."""
-    stmt = (
-        conflict_insert(session, ContactIdentity)
-        .values(
-            workspace_id=workspace_id,
-            id=new_id(),
-            contact_id=contact_id,
-            namespace=namespace,
-            external_id=external_id,
-            display_name=display_name,
-            subscribed=True,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing()
-        .returning(ContactIdentity)
-    )
-    return session.scalars(stmt).one_or_none()
+    rows = [(contact_id, namespace, external_id, display_name)]
+    return insert_identities_returning(session, workspace_id, rows).get((namespace, external_id))
 
 
 _INSERT_IDENTITIES = {
